@@ -1,0 +1,84 @@
+"""Models loaded once per process and shared by every call's graph.
+
+Loading is lazy (a model is read the first time a stage asks for it) and thread-safe.
+Stateful per-stream models (the Silero VAD's recurrent state) are not shared: the bundle
+hands out a new scorer per call.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from models.registry import cache_dir
+from switchboard.config import Settings
+
+
+class ModelBundle:
+    """The process's models, built from one :class:`~switchboard.config.Settings`."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._asr: dict[str, object] = {}
+        self._tts = None
+        self._embedder = None
+        self._index = None
+        self._articles = None
+
+    def asr(self, model: str | None = None):
+        """The shared WhisperASR for ``model`` (the configured primary by default)."""
+        from models.whisper_asr import WhisperASR
+
+        opts = self.settings.asr
+        name = model or opts.model
+        with self._lock:
+            if name not in self._asr:
+                self._asr[name] = WhisperASR(
+                    name, device=opts.device, compute_type=opts.compute_type,
+                    cpu_threads=opts.cpu_threads, beam_size=opts.beam_size,
+                    min_window_s=opts.min_window_s, window_margin_s=opts.window_margin_s,
+                )
+            return self._asr[name]
+
+    def vad_scorer(self, rung: str):
+        from models.vad import make_scorer
+
+        return make_scorer(rung, self.settings.vad.webrtc_mode)
+
+    def tts(self):
+        from models.tts import PiperTTS
+
+        with self._lock:
+            if self._tts is None:
+                opts = self.settings.tts
+                self._tts = PiperTTS(opts.voice, opts.length_scale)
+            return self._tts
+
+    def embedder(self):
+        from models.embedder import MiniLMEmbedder
+
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = MiniLMEmbedder()
+            return self._embedder
+
+    def knowledge(self):
+        """(articles, hybrid index) for the configured KB; raises KnowledgeBaseError."""
+        from pipeline.knowledge import fingerprint, load_abcd
+        from pipeline.retrieval import HybridIndex
+
+        embedder = self.embedder()
+        with self._lock:
+            if self._index is None:
+                opts = self.settings.nlu
+                self._articles = load_abcd(opts.kb_dir)
+                cache = Path(cache_dir()) / "kb" / f"abcd-{fingerprint(opts.kb_dir)}.npy"
+                self._index = HybridIndex(self._articles, embedder, opts.lexical_weight, cache)
+            return self._articles, self._index
+
+    def warm_up(self) -> None:
+        """Load everything now rather than on the first call."""
+        self.asr()
+        self.tts()
+        self.knowledge()

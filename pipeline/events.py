@@ -1,0 +1,181 @@
+"""Typed events: what every stage publishes about a call.
+
+Each event names its call and leg and is stamped twice: ``t_audio``, the position in the
+leg's audio (seconds from the start of the call) that it concerns, and ``latency_ms``, how
+long after that audio was captured the event was published. The coach view, the
+supervisor board and the call store all consume these same objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class Event:
+    """Base of every event."""
+
+    kind: ClassVar[str] = "event"
+    call_id: str
+    leg: str
+    t_audio: float
+    latency_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["kind"] = self.kind
+        return out
+
+
+@dataclass
+class SpeechStarted(Event):
+    """VAD opened an utterance at ``t_audio``."""
+
+    kind: ClassVar[str] = "speech_started"
+    utterance: int = 0
+
+
+@dataclass
+class SpeechEnded(Event):
+    """VAD closed an utterance; ``t_audio`` is the end of its last speech."""
+
+    kind: ClassVar[str] = "speech_ended"
+    utterance: int = 0
+    t_start: float = 0.0
+
+
+@dataclass
+class TranscriptPartial(Event):
+    """A provisional transcript of the utterance so far."""
+
+    kind: ClassVar[str] = "transcript_partial"
+    utterance: int = 0
+    text: str = ""
+
+
+@dataclass
+class TranscriptFinal(Event):
+    """The transcript of a finished utterance."""
+
+    kind: ClassVar[str] = "transcript_final"
+    utterance: int = 0
+    text: str = ""
+    t_start: float = 0.0
+    model: str = ""
+    reused_partial: bool = False
+
+
+@dataclass
+class ProsodyFeatures(Event):
+    """Voice features of one utterance, and the call's rolling values."""
+
+    kind: ClassVar[str] = "prosody"
+    utterance: int = 0
+    f0_median_hz: float = 0.0
+    f0_range_st: float = 0.0
+    f0_std_st: float = 0.0
+    voiced_fraction: float = 0.0
+    energy_db: float = 0.0
+    energy_std_db: float = 0.0
+    speaking_rate_sps: float = 0.0  # syllable nuclei per second of speech
+    rolling: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Passage:
+    """One knowledge-base passage returned by retrieval."""
+
+    id: str
+    title: str
+    text: str
+    score: float
+    source: str
+
+
+@dataclass
+class IntentDetected(Event):
+    """The intent of a final transcript (``"out_of_scope"`` when nothing fits)."""
+
+    kind: ClassVar[str] = "intent"
+    utterance: int = 0
+    intent: str = ""
+    confidence: float = 0.0
+
+
+@dataclass
+class KnowledgeHits(Event):
+    """Top knowledge-base passages for a final transcript."""
+
+    kind: ClassVar[str] = "knowledge"
+    utterance: int = 0
+    passages: list[Passage] = field(default_factory=list)
+
+
+@dataclass
+class BotReply(Event):
+    """Text the bot decided to say, and why."""
+
+    kind: ClassVar[str] = "bot_reply"
+    utterance: int = 0
+    reply_id: int = 0
+    text: str = ""
+    intent: str = ""
+
+
+@dataclass
+class ReplyAudioStarted(Event):
+    """First synthesised sample of a reply reached the output (voice-to-voice point)."""
+
+    kind: ClassVar[str] = "reply_audio"
+    reply_id: int = 0
+    tts_ms: float = 0.0
+    duration_s: float = 0.0
+
+
+@dataclass
+class StageLatency(Event):
+    """One timed step of a stage, against its budget."""
+
+    kind: ClassVar[str] = "stage_latency"
+    step: str = ""
+    stage: str = ""
+    budget_ms: float = 0.0
+    breach: bool = False
+
+
+@dataclass
+class StageDegraded(Event):
+    """A stage moved along its degrade ladder."""
+
+    kind: ClassVar[str] = "stage_degraded"
+    stage: str = ""
+    rung: str = ""
+    level: int = 0
+    reason: str = ""
+
+
+@dataclass
+class StageError(Event):
+    """A stage failed on some input; the call carries on without that result."""
+
+    kind: ClassVar[str] = "stage_error"
+    stage: str = ""
+    error: str = ""
+
+
+@dataclass
+class SpeechPaused(Event):
+    """Speech stopped at ``t_audio``; not yet the end of the turn (it may resume)."""
+
+    kind: ClassVar[str] = "speech_paused"
+    utterance: int = 0
+
+
+@dataclass
+class SpeechResumed(Event):
+    """Speech came back before the pause became an end of turn."""
+
+    kind: ClassVar[str] = "speech_resumed"
+    utterance: int = 0

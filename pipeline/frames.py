@@ -1,0 +1,46 @@
+"""Frames that flow through the analysis graph (pipecat frame types).
+
+Audio travels as :class:`CallAudioFrame`; every stage result travels as an
+:class:`EventFrame` wrapping one typed :mod:`pipeline.events` event, so downstream stages
+and outside subscribers see exactly the same objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipecat.frames.frames import DataFrame
+
+from pipeline.events import Event
+
+
+@dataclass
+class CallAudioFrame(DataFrame):
+    """20 ms of one leg's audio: 16 kHz mono signed 16-bit little-endian PCM.
+
+    ``t_audio`` is the position of the first sample in the leg's audio (seconds);
+    ``captured`` is the monotonic clock reading when the frame arrived, from which every
+    stage measures its latency.
+    """
+
+    pcm: bytes
+    leg: str
+    seq: int
+    t_audio: float
+    captured: float
+
+
+@dataclass
+class EventFrame(DataFrame):
+    """A stage's result, carried downstream."""
+
+    event: Event
+
+
+@dataclass
+class ReplyAudioFrame(DataFrame):
+    """A chunk of synthesised reply audio (16 kHz mono PCM16) for the caller's leg."""
+
+    pcm: bytes
+    reply_id: int
+    first: bool

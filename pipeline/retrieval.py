@@ -1,0 +1,108 @@
+"""Hybrid retrieval over knowledge-base articles: BM25 plus MiniLM cosine similarity.
+
+Each query's BM25 scores are scaled to [0, 1] by the best hit, then blended with the
+embedding similarity: ``lexical_weight * bm25 + (1 - lexical_weight) * cosine``. The
+lexical half catches exact product words ("promo code", "2FA"), the embedding half
+paraphrase ("I can't get into my account"). Passage embeddings are cached on disk under
+the KB's content hash, so an index is rebuilt exactly when the KB files change.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.events import Passage
+from pipeline.knowledge import Article
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an the and or of to in on for with is are was were be been it this that i you my "
+    "your me we they he she them his her at by from as if then so do does did not no can "
+    "will would could should have has had there their what which who how when where".split()
+)
+
+
+def tokens(text: str) -> list[str]:
+    return [t for t in _TOKEN.findall(text.lower()) if t not in _STOP]
+
+
+class BM25:
+    """Okapi BM25 (k1=1.5, b=0.75) over a fixed list of documents."""
+
+    def __init__(self, docs: list[str], k1: float = 1.5, b: float = 0.75):
+        self._docs = [Counter(tokens(d)) for d in docs]
+        self._len = np.array([sum(c.values()) for c in self._docs], dtype=np.float64)
+        self._avg = float(self._len.mean()) if len(self._len) else 0.0
+        df: Counter[str] = Counter()
+        for c in self._docs:
+            df.update(c.keys())
+        n = len(docs)
+        self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+        self._k1, self._b = k1, b
+
+    def scores(self, query: str) -> np.ndarray:
+        out = np.zeros(len(self._docs))
+        norm = self._k1 * (1 - self._b + self._b * self._len / max(self._avg, 1e-9))
+        for term in set(tokens(query)):
+            idf = self._idf.get(term)
+            if idf is None:
+                continue
+            tf = np.array([c.get(term, 0) for c in self._docs], dtype=np.float64)
+            out += idf * tf * (self._k1 + 1) / (tf + norm)
+        return out
+
+
+class HybridIndex:
+    """Search articles by lexical and semantic similarity."""
+
+    def __init__(
+        self,
+        articles: list[Article],
+        embedder=None,  # models.embedder.MiniLMEmbedder, or None for lexical only
+        lexical_weight: float = 0.4,
+        cache: Path | None = None,
+    ):
+        self.articles = articles
+        self._bm25 = BM25([a.passage for a in articles])
+        self._embedder = embedder
+        self.lexical_weight = lexical_weight
+        self._vectors: np.ndarray | None = None
+        if embedder is not None:
+            if cache is not None and cache.is_file():
+                vectors = np.load(cache)
+                if vectors.shape == (len(articles), embedder.dim):
+                    self._vectors = vectors
+            if self._vectors is None:
+                self._vectors = embedder.encode([a.passage for a in articles])
+                if cache is not None:
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(cache, self._vectors)
+
+    def search(self, query: str, k: int = 3, lexical_only: bool = False) -> list[Passage]:
+        """The ``k`` best articles for ``query`` as scored passages."""
+        if not self.articles or not query.strip():
+            return []
+        lex = self._bm25.scores(query)
+        if lex.max() > 0:
+            lex = lex / lex.max()
+        if self._vectors is not None and not lexical_only:
+            sem = self._vectors @ self._embedder.encode([query])[0]
+            score = self.lexical_weight * lex + (1 - self.lexical_weight) * sem
+        else:
+            score = lex
+        order = np.argsort(-score)[:k]
+        return [
+            Passage(
+                id=self.articles[i].id,
+                title=self.articles[i].title,
+                text=" ".join(self.articles[i].steps[:2]),
+                score=float(score[i]),
+                source=self.articles[i].source,
+            )
+            for i in order
+        ]

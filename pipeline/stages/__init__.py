@@ -1,0 +1,1 @@
+"""One pipecat frame processor per stage of the analysis graph."""

@@ -1,0 +1,141 @@
+"""Streaming ASR stage: partial transcripts while the person speaks, a final at end of turn.
+
+Whisper is not a streaming model, so streaming is built around it:
+- *partials*: every ``partial_interval_ms`` of speech, the utterance so far is decoded
+  (skipped while a decode is still running, and on the ``no_partials`` rung);
+- *speculative final*: at the first pause (VAD's SpeechPaused) the utterance is decoded at
+  once, while VAD is still waiting to be sure the turn is over; if speech resumes the
+  result is dropped, and if the turn ends at that pause it becomes the final with no
+  further work, hiding the decode behind the end-of-turn wait.
+The ``fallback_model`` rung swaps in the configured smaller model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+from pipecat.frames.frames import EndFrame
+from pipecat.processors.frame_processor import FrameDirection
+
+from pipeline.audio_ring import AudioRing
+from pipeline.context import CallContext
+from pipeline.events import (
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    TranscriptFinal,
+    TranscriptPartial,
+)
+from pipeline.frames import CallAudioFrame, EventFrame
+from pipeline.stages.base import Stage
+
+PRE_ROLL_S = 0.2  # VAD opens an utterance a little after the first sound
+POST_ROLL_S = 0.05
+
+
+class ASRStage(Stage):
+    """Whisper transcription of one leg."""
+
+    stage_name = "asr"
+
+    def __init__(self, ctx: CallContext, leg: str, ring: AudioRing, bundle):
+        super().__init__(ctx, leg)
+        self._ring = ring
+        self._bundle = bundle
+        opts = ctx.settings.asr
+        self._engine = bundle.asr(opts.model)
+        self._interval = opts.partial_interval_ms / 1000
+        self._speculative = opts.speculative
+        self._min_utt = ctx.settings.vad.min_utterance_ms / 1000
+        self._active = False
+        self._utt = 0
+        self._t_start = 0.0
+        self._next_partial = 0.0
+        self._partial: asyncio.Task | None = None
+        self._spec: tuple[int, float, asyncio.Task] | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def process_frame(self, frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, CallAudioFrame) and frame.leg == self.leg:
+            t_now = frame.t_audio + len(frame.pcm) / 32000
+            if (self._active and self.monitor.rung == "full" and t_now >= self._next_partial
+                    and self._spec is None and (self._partial is None or self._partial.done())):
+                self._next_partial = t_now + self._interval
+                self._partial = self._spawn(self._run_partial(self._utt, self._t_start, t_now))
+        elif isinstance(frame, EventFrame) and frame.event.leg == self.leg:
+            self._on_event(frame.event)
+        elif isinstance(frame, EndFrame):
+            await self._drain()
+        await self.push_frame(frame, direction)
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, SpeechStarted):
+            self._active, self._utt, self._t_start = True, event.utterance, event.t_audio
+            self._next_partial = event.t_audio + self._interval
+            self._spec = None
+        elif isinstance(event, SpeechPaused) and self._speculative and self._active:
+            task = self._spawn(self._decode(self._t_start, event.t_audio))
+            self._spec = (event.utterance, event.t_audio, task)
+        elif isinstance(event, SpeechResumed):
+            self._spec = None
+        elif isinstance(event, SpeechEnded):
+            self._active = False
+            spec, self._spec = self._spec, None
+            if event.t_audio - event.t_start >= self._min_utt:
+                self._spawn(self._run_final(event, spec))
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def on_rung_change(self, rung: str) -> None:
+        opts = self.ctx.settings.asr
+        model = opts.fallback_model if rung == "fallback_model" else opts.model
+        if model != self._engine.name:
+            self._engine = await self.run_blocking(self._bundle.asr, model)
+
+    async def _decode(self, t0: float, t1: float):
+        audio = self._ring.slice(t0 - PRE_ROLL_S, t1 + POST_ROLL_S)
+        return await self.run_blocking(self._engine.decode, audio)
+
+    async def _run_partial(self, utt: int, t0: float, t1: float) -> None:
+        try:
+            result = await self._decode(t0, t1)
+        except Exception as exc:  # noqa: BLE001
+            await self.fail(t1, exc)
+            return
+        if utt != self._utt or not self._active or not result.text:
+            return  # the utterance ended meanwhile: its final supersedes this partial
+        latency = self.clock.latency_ms(t1)
+        await self.emit(TranscriptPartial(call_id=self.ctx.call_id, leg=self.leg, t_audio=t1,
+                                          latency_ms=latency, utterance=utt, text=result.text))
+        await self.observe("asr_partial", latency, t1)
+
+    async def _run_final(self, ended: SpeechEnded, spec) -> None:
+        t_end = ended.t_audio
+        try:
+            if spec is not None and spec[0] == ended.utterance and abs(spec[1] - t_end) < 1e-6:
+                result = await spec[2]
+            else:
+                result = await self._decode(ended.t_start, t_end)
+        except Exception as exc:  # noqa: BLE001
+            await self.fail(t_end, exc)
+            return
+        latency = self.clock.latency_ms(t_end)
+        await self.emit(TranscriptFinal(
+            call_id=self.ctx.call_id, leg=self.leg, t_audio=t_end, latency_ms=latency,
+            utterance=ended.utterance, text=result.text, t_start=ended.t_start,
+            model=result.model,
+        ))
+        await self.observe("asr_final", latency, t_end)
+
+

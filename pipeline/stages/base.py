@@ -1,0 +1,99 @@
+"""The common shape of a stage: publish events, time steps against budgets, survive errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pipecat.processors.frame_processor import FrameProcessor
+
+from pipeline.budgets import StageMonitor
+from pipeline.context import CallContext
+from pipeline.events import Event, StageDegraded, StageError, StageLatency
+from pipeline.frames import EventFrame
+
+log = logging.getLogger(__name__)
+
+
+class Stage(FrameProcessor):
+    """A pipecat processor with a budget monitor, an event emitter and a worker thread.
+
+    Heavy work runs on the stage's own single worker thread (``run_blocking``) so the event
+    loop keeps moving audio; a step that raises becomes a :class:`StageError` event and the
+    call carries on without that result.
+    """
+
+    stage_name = "stage"
+
+    def __init__(self, ctx: CallContext, leg: str = "caller"):
+        super().__init__(name=f"{self.stage_name}:{leg}")
+        self.ctx = ctx
+        self.leg = leg
+        self.monitor = StageMonitor(self.stage_name, ctx.settings.budgets, ctx.metrics)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.stage_name)
+        self._other_monitors: dict[str, StageMonitor] = {}
+        self._extra_latency_s = ctx.settings.faults.extra_latency_ms.get(self.stage_name, 0) / 1e3
+
+    @property
+    def clock(self):
+        return self.ctx.clock(self.leg)
+
+    async def emit(self, event: Event) -> None:
+        """Publish ``event`` to the call's bus and pass it downstream."""
+        self.ctx.bus.publish(event)
+        await self.push_frame(EventFrame(event=event))
+
+    async def run_blocking(self, fn, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the stage's worker thread (with any injected fault delay)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, self._call, fn, args)
+
+    def _call(self, fn, args):
+        if self._extra_latency_s:
+            time.sleep(self._extra_latency_s)
+        return fn(*args)
+
+    def _monitor_for(self, step: str) -> StageMonitor:
+        budget = self.ctx.settings.budgets.budgets.get(step)
+        stage = budget.stage if budget else self.stage_name
+        if stage == self.stage_name:
+            return self.monitor
+        if stage not in self._other_monitors:
+            self._other_monitors[stage] = StageMonitor(
+                stage, self.ctx.settings.budgets, self.ctx.metrics
+            )
+        return self._other_monitors[stage]
+
+    async def observe(self, step: str, ms: float, t_audio: float, publish: bool = True) -> None:
+        """Record a timed step; publish its latency (unless per-frame) and any ladder move."""
+        monitor = self._monitor_for(step)
+        obs = monitor.observe(step, ms)
+        if publish or obs.breach:
+            self.ctx.bus.publish(StageLatency(
+                call_id=self.ctx.call_id, leg=self.leg, t_audio=t_audio, latency_ms=ms,
+                step=step, stage=monitor.stage, budget_ms=obs.budget_ms, breach=obs.breach,
+            ))
+        if obs.moved_to is not None and monitor is self.monitor:
+            reason = (f"{step} over budget ({ms:.0f} > {obs.budget_ms:.0f} ms)" if obs.breach
+                      else f"{step} back within budget")
+            await self.emit(StageDegraded(
+                call_id=self.ctx.call_id, leg=self.leg, t_audio=t_audio,
+                stage=self.stage_name, rung=self.monitor.rung, level=obs.moved_to, reason=reason,
+            ))
+            await self.on_rung_change(self.monitor.rung)
+
+    async def on_rung_change(self, rung: str) -> None:
+        """Hook: a stage adapts its work to the new rung."""
+
+    async def fail(self, t_audio: float, exc: BaseException) -> None:
+        log.warning("%s failed on call %s: %s", self.name, self.ctx.call_id, exc, exc_info=exc)
+        self.ctx.metrics.errors.labels(stage=self.stage_name).inc()
+        await self.emit(StageError(call_id=self.ctx.call_id, leg=self.leg, t_audio=t_audio,
+                                   stage=self.stage_name, error=f"{type(exc).__name__}: {exc}"))
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        self._worker.shutdown(wait=False, cancel_futures=True)

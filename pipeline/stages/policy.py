@@ -1,0 +1,40 @@
+"""Policy stage: decides the bot's reply to each understood caller utterance."""
+
+from __future__ import annotations
+
+from pipecat.processors.frame_processor import FrameDirection
+
+from pipeline.context import CallContext
+from pipeline.events import BotReply, IntentDetected
+from pipeline.frames import EventFrame
+from pipeline.policy import compose
+from pipeline.stages.base import Stage
+from pipeline.stages.nlu import OUT_OF_SCOPE
+
+
+class PolicyStage(Stage):
+    """Bot mode: answers every caller intent from the knowledge base."""
+
+    stage_name = "policy"
+
+    def __init__(self, ctx: CallContext, leg: str, articles):
+        super().__init__(ctx, leg)
+        self._articles = {a.id: a for a in articles or []}
+        self._replies = 0
+
+    async def process_frame(self, frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if (isinstance(frame, EventFrame) and isinstance(frame.event, IntentDetected)
+                and frame.event.leg == self.leg and self.ctx.settings.policy.mode == "bot"):
+            await self._reply(frame.event)
+
+    async def _reply(self, intent: IntentDetected) -> None:
+        article = None if intent.intent == OUT_OF_SCOPE else self._articles.get(intent.intent)
+        reply = compose(article)
+        self._replies += 1
+        await self.emit(BotReply(
+            call_id=self.ctx.call_id, leg=self.leg, t_audio=intent.t_audio,
+            latency_ms=self.clock.latency_ms(intent.t_audio), utterance=intent.utterance,
+            reply_id=self._replies, text=reply.text, intent=reply.intent,
+        ))

@@ -1,0 +1,175 @@
+"""The ``switchboard`` command line.
+
+    switchboard simulate CALL [--realtime | --fast] [--json OUT] [--wav OUT]
+    switchboard demo
+    switchboard models
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+from switchboard.config import ROOT, load_settings
+
+
+def _quiet_libraries() -> None:
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _jsonable(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from models.bundle import ModelBundle
+    from models.registry import ModelUnavailableError
+    from pipeline.store import CallStore
+    from switchboard.session import run_call
+    from switchboard.timeline import TimelinePrinter, latency_lines
+    from telephony.audio_file import AudioFileError, load
+
+    try:
+        recording = load(args.call)
+    except AudioFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = load_settings(args.config)
+    if args.no_store:
+        settings.store.url = "sqlite:///:memory:"
+    bundle = ModelBundle(settings)
+    try:
+        bundle.warm_up()
+    except ModelUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    mode = "real time" if args.realtime else "fast"
+    print(f"call: {recording.path} ({recording.duration_s:.1f} s, {recording.source_format}, "
+          f"{recording.source_rate} Hz, {recording.source_channels} ch) in {mode}")
+    printer = [] if args.quiet else [TimelinePrinter()]
+    store = CallStore(settings.store.url)
+    result = asyncio.run(run_call(recording, settings, bundle, realtime=args.realtime,
+                                  subscribers=printer, store=store))
+    store.close()
+    print()
+    print("\n".join(latency_lines(result.latency)))
+    if args.wav:
+        import soundfile as sf
+
+        sf.write(args.wav, result.stereo, 16000)
+        print(f"\nwrote {args.wav} (left: caller, right: bot replies)")
+    if args.metrics:
+        Path(args.metrics).write_text(result.context.metrics.exposition())
+        print(f"wrote {args.metrics} (Prometheus text format)")
+    if args.json:
+        payload = result.summary() | {"events": [e.to_dict() for e in result.events],
+                                      "mode": mode}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Play a few real recordings (or synthesised callers) through the graph in real time."""
+    data = Path(args.data)
+    calls = [data / "asr" / "pocketsphinx" / "goforward.wav",
+             data / "asr" / "whisper" / "jfk_16k.wav"]
+    calls = [c for c in calls if c.is_file()]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not calls:
+        print(f"note: {data} not found; the demo caller is synthesised with Piper")
+        calls = [_synthesised_caller(out / "caller.wav")]
+    status = 0
+    for i, call in enumerate(calls, 1):
+        ns = argparse.Namespace(call=str(call), realtime=True, json=str(out / f"call{i}.json"),
+                                wav=str(out / f"call{i}.wav"), metrics=str(out / "metrics.prom"),
+                                config=args.config, quiet=False, no_store=False)
+        print(f"\n=== demo call {i} of {len(calls)} ===")
+        status = max(status, cmd_simulate(ns))
+    return status
+
+
+def _synthesised_caller(path: Path) -> Path:
+    import soundfile as sf
+
+    from models.tts import PiperTTS
+
+    tts = PiperTTS()
+    sf.write(str(path), tts.synthesize("Hi, I forgot my password and I can't log in."), 16000)
+    return path
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Check every bundled model loads; prepare derived files (the joined Whisper base)."""
+    from models.registry import MINILM, PIPER_JOE, SILERO_VAD, ModelUnavailableError, locate
+    from models.registry import whisper_dir
+
+    ok = True
+    checks = [("whisper tiny.en", lambda: whisper_dir("tiny.en")),
+              ("whisper base", lambda: whisper_dir("base")),
+              ("silero vad", lambda: locate(SILERO_VAD)),
+              ("piper joe", lambda: locate(PIPER_JOE)),
+              ("minilm", lambda: locate(MINILM))]
+    for name, check in checks:
+        try:
+            print(f"ok    {name:16} {check()}")
+        except ModelUnavailableError as exc:
+            ok = False
+            print(f"FAIL  {name:16} {exc}")
+    return 0 if ok else 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="switchboard", description="Switchboard call pipeline")
+    ap.add_argument("--config", default=None, help="TOML file overriding the defaults")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="play a recording through the analysis graph")
+    sim.add_argument("call", help="audio file (any rate/channels; WAV, FLAC, μ-law...)")
+    pace = sim.add_mutually_exclusive_group()
+    pace.add_argument("--realtime", dest="realtime", action="store_true", default=True,
+                      help="pace audio at real time (default; true latencies)")
+    pace.add_argument("--fast", dest="realtime", action="store_false",
+                      help="as fast as possible (latencies = processing time)")
+    sim.add_argument("--json", help="write the events and latency table as JSON")
+    sim.add_argument("--wav", help="write caller (left) and bot replies (right) as a wav")
+    sim.add_argument("--metrics", help="write Prometheus metrics (text format)")
+    sim.add_argument("--quiet", action="store_true", help="latency table only")
+    sim.add_argument("--no-store", action="store_true", help="do not record the call")
+    sim.set_defaults(func=cmd_simulate)
+
+    demo = sub.add_parser("demo", help="live demo on real recordings")
+    demo.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    demo.add_argument("--out", default=str(ROOT / "out" / "demo"))
+    demo.set_defaults(func=cmd_demo)
+
+    models = sub.add_parser("models", help="check the bundled models")
+    models.set_defaults(func=cmd_models)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""All configuration in one typed place, with defaults.
+
+``Settings`` gathers the per-concern option classes; ``load_settings`` reads them from an
+optional TOML file (same section names as the classes' fields) over the defaults, and the
+budgets from ``budgets.toml``. Nothing else in the code base reads configuration files or
+environment variables for behaviour (the device and cache overrides in :mod:`models`
+excepted, which select hardware and disk, not behaviour).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_BUDGETS = ROOT / "budgets.toml"
+
+
+@dataclass
+class AudioOptions:
+    """Internal audio format: fixed by design, listed here so nobody hard-codes it twice."""
+
+    sample_rate: int = 16000
+    frame_ms: int = 20
+
+    @property
+    def frame_samples(self) -> int:
+        return self.sample_rate * self.frame_ms // 1000
+
+
+@dataclass
+class VADOptions:
+    """Voice activity detection: Silero from pipecat's wheel, WebRTC VAD as the cheap rung."""
+
+    confidence: float = 0.5  # Silero speech probability threshold
+    start_ms: int = 64  # speech this long opens an utterance
+    stop_ms: int = 192  # silence this long closes it (end of turn)
+    webrtc_mode: int = 2
+    min_utterance_ms: int = 200  # shorter blips are dropped
+
+
+@dataclass
+class ASROptions:
+    """Streaming Whisper: partials while speaking, a speculative final at each pause."""
+
+    model: str = "tiny.en"
+    fallback_model: str = "tiny.en"
+    device: str = "auto"
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    beam_size: int = 1
+    min_window_s: float = 15.0
+    window_margin_s: float = 4.0
+    partial_interval_ms: int = 1000
+    speculative: bool = True
+
+
+@dataclass
+class ProsodyOptions:
+    """Pitch, energy and speaking-rate features per utterance and rolling per call."""
+
+    f0_min_hz: float = 60.0
+    f0_max_hz: float = 400.0
+    rolling_alpha: float = 0.3  # weight of the newest utterance in the rolling features
+
+
+@dataclass
+class NLUOptions:
+    """Intent and knowledge retrieval over the knowledge base."""
+
+    kb_dir: str = str(ROOT.parent / "shared" / "data" / "kb" / "abcd")
+    top_k: int = 3
+    lexical_weight: float = 0.4
+    min_intent_score: float = 0.5  # below this the intent is "out_of_scope"
+
+
+@dataclass
+class TTSOptions:
+    """Piper voice synthesis."""
+
+    voice: str = "en_US-joe-medium"
+    length_scale: float = 1.0
+
+
+@dataclass
+class PolicyOptions:
+    """What the bot does with what it understood."""
+
+    mode: str = "bot"  # "bot" answers from the KB; "coach" (later) prompts the agent
+    greeting: str = ""
+
+
+@dataclass
+class StoreOptions:
+    """Where call records go (SQLite by default)."""
+
+    url: str = "sqlite:///" + str(Path.home() / ".local" / "share" / "switchboard" / "calls.db")
+
+
+@dataclass
+class FaultOptions:
+    """Deliberate faults for tests and drills: extra latency per stage, in milliseconds."""
+
+    extra_latency_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One measured step's latency budget and the stage whose ladder it drives."""
+
+    name: str
+    stage: str
+    budget_ms: float
+
+
+@dataclass
+class BudgetOptions:
+    """Budgets per step, ladders per stage, and the degrade/recover policy."""
+
+    budgets: dict[str, Budget] = field(default_factory=dict)
+    ladders: dict[str, list[str]] = field(default_factory=dict)
+    window: int = 20
+    degrade_after: int = 3
+    recover_after: int = 30
+
+    def for_stage(self, stage: str) -> list[Budget]:
+        return [b for b in self.budgets.values() if b.stage == stage]
+
+    def ladder(self, stage: str) -> list[str]:
+        return self.ladders.get(stage, ["full"])
+
+
+@dataclass
+class Settings:
+    """Every option of one Switchboard process."""
+
+    audio: AudioOptions = field(default_factory=AudioOptions)
+    vad: VADOptions = field(default_factory=VADOptions)
+    asr: ASROptions = field(default_factory=ASROptions)
+    prosody: ProsodyOptions = field(default_factory=ProsodyOptions)
+    nlu: NLUOptions = field(default_factory=NLUOptions)
+    tts: TTSOptions = field(default_factory=TTSOptions)
+    policy: PolicyOptions = field(default_factory=PolicyOptions)
+    store: StoreOptions = field(default_factory=StoreOptions)
+    faults: FaultOptions = field(default_factory=FaultOptions)
+    budgets: BudgetOptions = field(default_factory=BudgetOptions)
+
+
+def load_budgets(path: str | Path = DEFAULT_BUDGETS) -> BudgetOptions:
+    """Parse ``budgets.toml``."""
+    with open(path, "rb") as fh:
+        raw = tomllib.load(fh)
+    policy = raw.get("policy", {})
+    budgets = {
+        name: Budget(name=name, stage=str(b["stage"]), budget_ms=float(b["budget_ms"]))
+        for name, b in raw.get("budgets", {}).items()
+    }
+    ladders = {k: [str(r) for r in v] for k, v in raw.get("ladders", {}).items()}
+    return BudgetOptions(
+        budgets=budgets,
+        ladders=ladders,
+        window=int(policy.get("window", 20)),
+        degrade_after=int(policy.get("degrade_after", 3)),
+        recover_after=int(policy.get("recover_after", 30)),
+    )
+
+
+def load_settings(
+    path: str | Path | None = None,
+    budgets: str | Path = DEFAULT_BUDGETS,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Settings:
+    """Defaults, then the TOML file at ``path`` (if any), then ``overrides``."""
+    settings = Settings(budgets=load_budgets(budgets))
+    layers: list[dict[str, Any]] = []
+    if path is not None:
+        with open(path, "rb") as fh:
+            layers.append(tomllib.load(fh))
+    if overrides:
+        layers.append(overrides)
+    for layer in layers:
+        for section, values in layer.items():
+            target = getattr(settings, section, None)
+            if target is None or not dataclasses.is_dataclass(target):
+                raise ValueError(f"unknown configuration section [{section}]")
+            known = {f.name for f in dataclasses.fields(target)}
+            for key, value in values.items():
+                if key not in known:
+                    raise ValueError(f"unknown option {section}.{key}")
+                setattr(target, key, value)
+    return settings

@@ -1,0 +1,72 @@
+"""Human-readable rendering of a call's events and its latency table."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import TextIO
+
+from pipeline.events import Event
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"+{value:.0f} ms"
+
+
+def describe(event: Event) -> str | None:
+    """One timeline line for ``event``; None for events too fine-grained to print."""
+    k = event.kind
+    e = event
+    if k == "speech_started":
+        return f"speech started (utterance {e.utterance})"
+    if k == "speech_ended":
+        return f"speech ended after {e.t_audio - e.t_start:.2f} s  ({_ms(e.latency_ms)})"
+    if k == "transcript_partial":
+        return f"partial    \"{e.text}\"  ({_ms(e.latency_ms)})"
+    if k == "transcript_final":
+        return f"FINAL      \"{e.text}\"  ({_ms(e.latency_ms)} after end of speech, {e.model})"
+    if k == "prosody":
+        return (f"prosody    F0 {e.f0_median_hz:.0f} Hz, range {e.f0_range_st:.1f} st, "
+                f"rate {e.speaking_rate_sps:.1f} syl/s, level {e.energy_db:.0f} dBFS "
+                f"(rolling F0 {e.rolling.get('f0_median_hz', 0):.0f} Hz)")
+    if k == "intent":
+        return f"intent     {e.intent} ({e.confidence:.2f})"
+    if k == "knowledge":
+        hits = " | ".join(f"{p.title} {p.score:.2f}" for p in e.passages)
+        return f"knowledge  {hits or '(none)'}"
+    if k == "bot_reply":
+        return f"bot reply  \"{e.text}\""
+    if k == "reply_audio":
+        return (f"bot audio  first sample {_ms(e.latency_ms)} after end of speech "
+                f"(TTS {e.tts_ms:.0f} ms, {e.duration_s:.1f} s)")
+    if k == "stage_degraded":
+        return f"DEGRADED   {e.stage} → {e.rung} ({e.reason})"
+    if k == "stage_error":
+        return f"ERROR      {e.stage}: {e.error}"
+    return None
+
+
+class TimelinePrinter:
+    """A bus subscriber that prints each notable event as it happens."""
+
+    def __init__(self, out: TextIO = sys.stdout):
+        self._out = out
+
+    def __call__(self, event: Event) -> None:
+        line = describe(event)
+        if line is not None:
+            who = "bot   " if event.kind in ("bot_reply", "reply_audio") else f"{event.leg:6}"
+            print(f"{event.t_audio:7.2f}s  {who}  {line}", file=self._out, flush=True)
+
+
+def latency_lines(table: dict[str, dict[str, float]]) -> list[str]:
+    lines = [f"{'stage':18} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'budget':>8}  status",
+             "-" * 60]
+    for step, row in table.items():
+        if row["n"] == 0:
+            lines.append(f"{step:18} {0:4d} {'-':>8} {'-':>8} {row['budget']:8.0f}  no samples")
+            continue
+        over = not math.isnan(row["budget"]) and row["p50"] > row["budget"]
+        lines.append(f"{step:18} {row['n']:4d} {row['p50']:8.1f} {row['p95']:8.1f} "
+                     f"{row['budget']:8.0f}  {'OVER' if over else 'ok'}")
+    return lines
