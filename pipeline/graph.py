@@ -126,4 +126,5 @@ class CallGraph:
             finally:
                 await task.queue_frame(EndFrame())
 
-        await asyncio.gather(runner.run(task), feed())
+        await runner.add_workers(task)
+        await asyncio.gather(runner.run(), feed())

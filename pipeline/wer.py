@@ -25,10 +25,12 @@ def number_to_words(n: int) -> str:
     if n < 100:
         tens, ones = divmod(n, 10)
         return _TENS[tens] + ("" if ones == 0 else " " + _ONES[ones])
-    for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred")):
+    scales = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred"))
+    for size, name in scales:
         if n >= size:
             head, rest = divmod(n, size)
-            return number_to_words(head) + " " + name + ("" if rest == 0 else " " + number_to_words(rest))
+            tail = "" if rest == 0 else " " + number_to_words(rest)
+            return number_to_words(head) + " " + name + tail
     raise AssertionError("unreachable")
 
 

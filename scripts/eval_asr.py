@@ -39,7 +39,8 @@ def main() -> None:
                 and not kept.__setitem__(subset_of(r), kept[subset_of(r)] + 1)]
     audio = {r["path"]: load(data / r["path"]).audio for r in rows}
     results = []
-    print(f"{'model':8} {'window':>6} {'subset':12} {'n':>4} {'WER%':>6} {'p50 ms':>7} {'p95 ms':>7}")
+    header = f"{'model':8} {'window':>6} {'subset':12} {'n':>4} {'WER%':>6}"
+    print(header + f" {'p50 ms':>7} {'p95 ms':>7}")
     for model in args.models:
         for window in args.window:
             asr = WhisperASR(model, cpu_threads=args.threads, min_window_s=window,

@@ -118,8 +118,14 @@ def _synthesised_caller(path: Path) -> Path:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Check every bundled model loads; prepare derived files (the joined Whisper base)."""
-    from models.registry import MINILM, PIPER_JOE, SILERO_VAD, ModelUnavailableError, locate
-    from models.registry import whisper_dir
+    from models.registry import (
+        MINILM,
+        PIPER_JOE,
+        SILERO_VAD,
+        ModelUnavailableError,
+        locate,
+        whisper_dir,
+    )
 
     ok = True
     checks = [("whisper tiny.en", lambda: whisper_dir("tiny.en")),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 
-
 from pipecat.frames.frames import EndFrame
 from pipecat.processors.frame_processor import FrameDirection
 
