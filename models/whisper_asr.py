@@ -143,7 +143,9 @@ class WhisperASR:
         n_tokens = max(len(result.sequences_ids[0]), 1)
         avg_logprob = result.scores[0] / (n_tokens + 1) if result.scores else 0.0
         text = self._tokenizer.decode(tokens).strip()
-        # faster-whisper's silence rule: a confident "no speech" with a poor decode is noise.
-        if result.no_speech_prob > 0.6 and avg_logprob < -1.0:
+        # faster-whisper's silence rule (a likely "no speech" with a poor decode is noise),
+        # plus: a near-certain "no speech" is noise however fluent the decode ("you").
+        nsp = result.no_speech_prob
+        if nsp > 0.9 or (nsp > 0.6 and avg_logprob < -1.0):
             text = ""
         return text, float(avg_logprob), float(result.no_speech_prob)

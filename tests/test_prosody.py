@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from models.prosody import analyse, pitch_track
+
+
+def _voice(f0: float, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(16000 * seconds)) / 16000
+    return sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6)).astype(np.float32) * 0.2
+
+
+@pytest.mark.parametrize("f0", [90.0, 150.0, 240.0])
+def test_pitch_of_harmonic_tone(f0):
+    track = pitch_track(_voice(f0))
+    voiced = track[track > 0]
+    assert len(voiced) > 0.8 * len(track)
+    assert abs(np.median(voiced) - f0) / f0 < 0.03
+
+
+def test_gain_does_not_change_pitch_features():
+    x = _voice(150.0)
+    a, b = analyse(x), analyse(x * 0.05)
+    assert abs(a.f0_median_hz - b.f0_median_hz) < 1
+    assert abs(a.energy_db - b.energy_db - 26.0) < 0.5  # level moves, by the gain
+
+
+def test_real_voices_male_lower_than_female(data):
+    male = data / "emotion" / "ravdess" / "03-01-01-01-01-01-01.flac"
+    female = data / "emotion" / "ravdess" / "03-01-01-01-01-01-02.flac"
+    fm = analyse(sf.read(male, dtype="float32")[0])
+    ff = analyse(sf.read(female, dtype="float32")[0])
+    assert 70 < fm.f0_median_hz < 180 < ff.f0_median_hz < 320
+    assert 1.0 < fm.speaking_rate_sps < 8.0

@@ -1,0 +1,40 @@
+import pytest
+
+from pipeline.knowledge import load_abcd
+from pipeline.retrieval import BM25, HybridIndex
+
+
+def test_bm25_prefers_the_matching_document():
+    bm = BM25(["reset your password", "track a package", "change the delivery address"])
+    scores = bm.scores("I forgot my password")
+    assert scores.argmax() == 0 and scores[1] == 0
+
+
+@pytest.fixture(scope="module")
+def index(bundle, data):
+    return bundle.knowledge()[1]
+
+
+@pytest.mark.parametrize("query,expected", [
+    ("I forgot my password", "recover_password"),
+    ("the website is really slow today", "slow_speed"),
+    ("my promo code is not working", "promo_code_invalid"),
+])
+def test_hybrid_top3(index, query, expected):
+    assert expected in [p.id for p in index.search(query, k=3)]
+
+
+def test_lexical_only_and_empty_query(index):
+    assert index.search("") == []
+    hits = index.search("promo code", k=2, lexical_only=True)
+    assert len(hits) == 2 and hits[0].score == 1.0
+
+
+def test_index_cache_is_reused(bundle, data, tmp_path):
+    articles = load_abcd(data / "kb" / "abcd")
+    cache = tmp_path / "v.npy"
+    HybridIndex(articles, bundle.embedder(), cache=cache)
+    mtime = cache.stat().st_mtime_ns
+    again = HybridIndex(articles, bundle.embedder(), cache=cache)
+    assert cache.stat().st_mtime_ns == mtime
+    assert again.search("forgot password")[0].id == "recover_password"
