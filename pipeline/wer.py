@@ -65,6 +65,7 @@ def _spell_ordinal(match: re.Match[str]) -> str:
 def normalise(text: str) -> str:
     """Lower-case, spell numbers, expand a few symbols, drop punctuation, squeeze spaces."""
     t = text.lower()
+    t = re.sub(r"\b([a-z])\.([a-z])\b\.?", r"\1\2", t)  # "a.m." / "A.M" -> "am"
     t = t.replace("%", " percent ").replace("&", " and ").replace("#", " pound ")
     t = re.sub(r"\$(\d[\d,.]*)", r"\1 dollars", t)
     t = _ORDINAL.sub(_spell_ordinal, t)

@@ -3,7 +3,8 @@ from pipeline.wer import corpus_wer, normalise, number_to_words, wer
 
 def test_numbers_spelt_out():
     assert number_to_words(411) == "four hundred eleven"
-    assert normalise("Press 1, or 2 for P.M.") == "press one or two for p m"
+    assert normalise("Press 1, or 2 for P.M.") == "press one or two for pm"
+    assert normalise("1 for A.M, or") == normalise("one for AM. or")
     assert normalise("the 3rd of May") == "the third of may"
 
 

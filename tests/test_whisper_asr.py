@@ -3,7 +3,8 @@ import pytest
 from pipeline.wer import wer
 from telephony.audio_file import load
 
-JFK = "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+JFK = ("And so, my fellow Americans, ask not what your country can do for you, "
+       "ask what you can do for your country.")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,107 @@
+"""Integration: real recordings through the whole graph (fast mode: processing latencies)."""
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.wer import wer
+from switchboard import cli
+from switchboard.session import REPORTED_STEPS, run_call
+from telephony.audio_file import load
+
+JFK = ("And so, my fellow Americans, ask not what your country can do for you, "
+       "ask what you can do for your country.")
+
+
+@pytest.fixture(scope="module")
+def jfk_call(bundle, data, settings_factory):
+    rec = load(data / "asr" / "whisper" / "jfk.flac")
+    return asyncio.run(run_call(rec, settings_factory(), bundle, realtime=False))
+
+
+def test_transcript_within_wer_bound(jfk_call):
+    assert wer(JFK, " ".join(jfk_call.finals())) < 0.2
+
+
+def _index(events, kind, utterance):
+    return next(i for i, e in enumerate(events)
+                if e.kind == kind and getattr(e, "utterance", None) == utterance)
+
+
+def test_event_order_per_utterance(jfk_call):
+    events = jfk_call.events
+    finals = [e for e in events if e.kind == "transcript_final" and e.text]
+    assert len(finals) >= 2
+    for final in finals:
+        u = final.utterance
+        order = [_index(events, k, u) for k in
+                 ("speech_started", "speech_ended", "transcript_final", "knowledge", "intent",
+                  "bot_reply")]
+        assert order == sorted(order), order
+        reply = events[order[-1]]
+        audio = next(i for i, e in enumerate(events)
+                     if e.kind == "reply_audio" and e.reply_id == reply.reply_id)
+        assert audio > order[-1]
+        assert final.t_audio >= final.t_start and final.latency_ms >= 0
+
+
+def test_every_stage_reports_a_timing(jfk_call):
+    for step in REPORTED_STEPS:
+        if step == "asr_partial":
+            continue  # fast mode may outrun the partial cadence
+        assert jfk_call.latency[step]["n"] >= 1, step
+        assert jfk_call.latency[step]["p50"] >= 0
+
+
+def test_reply_audio_is_written(jfk_call):
+    stereo = jfk_call.stereo
+    assert stereo.shape[1] == 2
+    assert np.abs(stereo[:, 1]).max() > 1000  # the bot spoke
+    assert np.abs(stereo[:, 0]).max() > 1000  # the caller did
+
+
+def test_8k_ulaw_telephone_call(bundle, data, settings_factory, tmp_path):
+    src = data / "asr" / "asterisk_8k" / "1-for-am-2-for-pm.wav"
+    audio, rate = sf.read(src, dtype="int16")
+    ulaw = tmp_path / "call.wav"
+    sf.write(ulaw, audio, rate, subtype="ULAW")
+    result = asyncio.run(run_call(load(ulaw), settings_factory(), bundle, realtime=False))
+    assert wer("Press 1 for A.M, or 2 for P.M.", " ".join(result.finals())) < 0.3
+
+
+def test_cli_simulate_json(data, tmp_path, capsys):
+    out = tmp_path / "call.json"
+    code = cli.main(["simulate", str(data / "asr" / "pocketsphinx" / "goforward.wav"), "--fast",
+                     "--json", str(out), "--no-store", "--wav", str(tmp_path / "c.wav")])
+    assert code == 0
+    payload = json.loads(out.read_text())
+    assert "forward" in payload["transcript"].lower()
+    assert payload["latency_ms"]["asr_final"]["n"] >= 1
+    text = capsys.readouterr().out
+    assert "FINAL" in text and "asr_final" in text and "p95 ms" in text
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"definitely not audio", "not a readable audio file"),
+    (b"", "not a readable audio file"),
+])
+def test_cli_bad_file_one_error_line(tmp_path, capsys, content, needle):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(content)
+    assert cli.main(["simulate", str(bad), "--fast", "--no-store"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]
+
+
+def test_cli_empty_and_truncated(tmp_path, capsys):
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.int16), 8000)
+    assert cli.main(["simulate", str(tmp_path / "empty.wav"), "--no-store"]) == 2
+    sf.write(tmp_path / "full.flac", np.random.default_rng(0).normal(0, .1, 32000), 16000)
+    data = (tmp_path / "full.flac").read_bytes()
+    (tmp_path / "cut.flac").write_bytes(data[: len(data) // 2])
+    assert cli.main(["simulate", str(tmp_path / "cut.flac"), "--no-store"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "empty" in err[0] and "cut.flac" in err[1]
