@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,8 @@ from models.registry import ModelUnavailableError, whisper_dir
 SAMPLE_RATE = 16000
 FRAMES_PER_SECOND = 100  # Whisper's mel hop is 10 ms
 MAX_WINDOW_S = 30.0
+#: faster-whisper's hallucination test: text that compresses this well is a repetition loop.
+COMPRESSION_RATIO_LIMIT = 2.4
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,14 @@ class WhisperASR:
             for offset in range(0, max(len(audio), 1), chunk):
                 piece = audio[offset : offset + chunk]
                 win = window_s or self.window_for(len(piece) / SAMPLE_RATE)
+                text, logprob, nsp, too_long = self._decode_window(piece, win)
+                looping = too_long or compression_ratio(text) > COMPRESSION_RATIO_LIMIT
+                if win < MAX_WINDOW_S and looping:
+                    # A short window occasionally sends Whisper into a loop; the full
+                    # window it was trained on does not.
+                    win = MAX_WINDOW_S
+                    text, logprob, nsp, _ = self._decode_window(piece, win)
                 used_window = max(used_window, win)
-                text, logprob, nsp = self._decode_window(piece, win)
                 texts.append(text)
                 logprobs.append(logprob)
                 no_speech.append(nsp)
@@ -119,7 +128,10 @@ class WhisperASR:
             model=self.name,
         )
 
-    def _decode_window(self, audio: np.ndarray, window_s: float) -> tuple[str, float, float]:
+    def _decode_window(
+        self, audio: np.ndarray, window_s: float
+    ) -> tuple[str, float, float, bool]:
+        """(text, average log-probability, no-speech probability, implausibly long)."""
         import ctranslate2
 
         n_samples = int(window_s * SAMPLE_RATE)
@@ -129,11 +141,16 @@ class WhisperASR:
         n_frames = int(window_s * FRAMES_PER_SECOND)
         features = np.ascontiguousarray(features[:, :n_frames], dtype=np.float32)
         storage = ctranslate2.StorageView.from_array(features[None])
+        # Speech yields under ~5 tokens a second: more than `plausible` tokens is a loop, and
+        # max_length (of which CTranslate2 spends about half on generated tokens) bounds
+        # what one costs.
+        plausible = 12 + int(6 * len(audio) / SAMPLE_RATE)
+        max_length = min(448, 2 * plausible + 8)
         result = self._fw.model.generate(
             storage,
             [self._prompt],
             beam_size=self._beam_size,
-            max_length=224,
+            max_length=max_length,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
@@ -148,4 +165,11 @@ class WhisperASR:
         nsp = result.no_speech_prob
         if nsp > 0.9 or (nsp > 0.6 and avg_logprob < -1.0):
             text = ""
-        return text, float(avg_logprob), float(result.no_speech_prob)
+        too_long = len(result.sequences_ids[0]) > plausible
+        return text, float(avg_logprob), float(result.no_speech_prob), too_long
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of ``text`` over bytes of its zlib compression (high = repetitive)."""
+    data = text.encode()
+    return len(data) / len(zlib.compress(data)) if data else 0.0

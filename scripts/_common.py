@@ -31,6 +31,18 @@ def subset_of(row: dict[str, str]) -> str:
     return "asterisk_8k" if row["path"].startswith("asr/asterisk_8k/") else "wideband"
 
 
+def first_per_subset(rows: list[dict[str, str]], limit: int) -> list[dict[str, str]]:
+    """The first ``limit`` rows of each subset, in file order (all rows when limit is 0)."""
+    seen: dict[str, int] = {}
+    kept = []
+    for row in rows:
+        subset = subset_of(row)
+        if not limit or seen.get(subset, 0) < limit:
+            seen[subset] = seen.get(subset, 0) + 1
+            kept.append(row)
+    return kept
+
+
 def machine() -> dict[str, object]:
     return {
         "date": date.today().isoformat(),

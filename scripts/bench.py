@@ -14,7 +14,7 @@ import asyncio
 import statistics
 
 import _common  # noqa: F401
-from _common import asr_refs, machine, shared_data, subset_of, write_json
+from _common import asr_refs, first_per_subset, machine, shared_data, write_json
 
 from models.bundle import ModelBundle
 from pipeline.wer import corpus_wer
@@ -45,12 +45,7 @@ def main() -> None:
     settings.store.url = "sqlite:///:memory:"
     bundle = ModelBundle(settings)
     bundle.warm_up()
-    rows, seen = [], {}
-    for r in asr_refs(data):
-        s = subset_of(r)
-        if not args.limit or seen.get(s, 0) < args.limit:
-            seen[s] = seen.get(s, 0) + 1
-            rows.append(r)
+    rows = first_per_subset(asr_refs(data), args.limit)
     samples: dict[str, list[float]] = {s: [] for s in REPORTED_STEPS}
     final_short: list[float] = []
     refs, hyps = [], []

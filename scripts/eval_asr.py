@@ -13,7 +13,7 @@ import statistics
 import time
 
 import _common  # noqa: F401  (puts the project on sys.path)
-from _common import asr_refs, machine, shared_data, subset_of, write_json
+from _common import asr_refs, first_per_subset, machine, shared_data, subset_of, write_json
 
 from models.whisper_asr import WhisperASR
 from pipeline.wer import corpus_wer
@@ -34,9 +34,7 @@ def main() -> None:
     data = shared_data()
     rows = asr_refs(data)
     if args.limit:
-        kept: dict[str, int] = {}
-        rows = [r for r in rows if kept.setdefault(subset_of(r), 0) < args.limit
-                and not kept.__setitem__(subset_of(r), kept[subset_of(r)] + 1)]
+        rows = first_per_subset(rows, args.limit)
     audio = {r["path"]: load(data / r["path"]).audio for r in rows}
     results = []
     header = f"{'model':8} {'window':>6} {'subset':12} {'n':>4} {'WER%':>6}"

@@ -52,7 +52,7 @@ class ASROptions:
     compute_type: str = "int8"
     cpu_threads: int = 2
     beam_size: int = 1
-    min_window_s: float = 15.0
+    min_window_s: float = 13.0
     window_margin_s: float = 4.0
     partial_interval_ms: int = 1000
     speculative: bool = True

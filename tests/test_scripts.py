@@ -1,0 +1,34 @@
+"""The benchmark and evaluation scripts run end to end (short versions; no thresholds on
+time: CI machines are noisy)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def _run(script: str, *args: str) -> None:
+    subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], check=True,
+                   cwd=ROOT, capture_output=True, timeout=600)
+
+
+def test_bench_short(data, tmp_path):
+    out = tmp_path / "bench.json"
+    _run("bench.py", "--limit", "1", "--fast", "--json", str(out))
+    payload = json.loads(out.read_text())
+    assert payload["recordings"] == 2
+    for step in ("vad", "asr_final", "nlu", "voice_to_voice"):
+        assert payload["steps"][step]["n"] >= 1
+    assert 0 <= payload["wer"] < 0.5
+
+
+@pytest.mark.parametrize("model", ["tiny.en"])
+def test_eval_asr_short(data, tmp_path, model):
+    out = tmp_path / "eval.json"
+    _run("eval_asr.py", "--models", model, "--limit", "3", "--json", str(out))
+    rows = json.loads(out.read_text())["results"]
+    assert {r["subset"] for r in rows} == {"wideband", "asterisk_8k"}
+    assert all(r["n"] == 3 and r["wer"] < 0.3 for r in rows)
