@@ -78,6 +78,7 @@ class StageMonitor:
         self._degrade_after = options.degrade_after
         self._recover_after = options.recover_after
         self._ok_streak = 0
+        self._floor = 0  # highest rung still allowed (raised when a rung fails)
         self._metrics = metrics
         self.level = 0
         metrics.level.labels(stage=stage).set(0)
@@ -95,14 +96,29 @@ class StageMonitor:
         breach = ms > budget
         if breach:
             self._metrics.breaches.labels(step=step).inc()
-        self._window.append(breach)
-        self._ok_streak = 0 if breach else self._ok_streak + 1
-        moved: int | None = None
+        return Observation(step, ms, budget, breach, self._record(breach))
+
+    def failure(self) -> int | None:
+        """A step failed outright: it counts like a breach; returns the new level if moved.
+
+        A rung left because it kept failing (a crashing model, not a slow one) is not
+        recovered to for the rest of the call.
+        """
+        self._metrics.errors.labels(stage=self.stage).inc()
+        level = self.level
+        moved = self._record(True)
+        if moved is not None:
+            self._floor = max(self._floor, level + 1)
+        return moved
+
+    def _record(self, bad: bool) -> int | None:
+        self._window.append(bad)
+        self._ok_streak = 0 if bad else self._ok_streak + 1
         if sum(self._window) >= self._degrade_after and self.level < len(self.ladder) - 1:
-            moved = self._move(self.level + 1)
-        elif self._ok_streak >= self._recover_after and self.level > 0:
-            moved = self._move(self.level - 1)
-        return Observation(step, ms, budget, breach, moved)
+            return self._move(self.level + 1)
+        if self._ok_streak >= self._recover_after and self.level > self._floor:
+            return self._move(self.level - 1)
+        return None
 
     def _move(self, level: int) -> int:
         self.level = level

@@ -64,7 +64,6 @@ class TranscriptFinal(Event):
     text: str = ""
     t_start: float = 0.0
     model: str = ""
-    reused_partial: bool = False
 
 
 @dataclass

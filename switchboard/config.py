@@ -102,9 +102,15 @@ class StoreOptions:
 
 @dataclass
 class FaultOptions:
-    """Deliberate faults for tests and drills: extra latency per stage, in milliseconds."""
+    """Deliberate faults for tests and drills.
+
+    ``extra_latency_ms`` slows a stage's every step; ``fail_rungs`` ("stage:rung", e.g.
+    "vad:silero") makes a stage's work raise while the stage is on that rung, as a crashing
+    model would.
+    """
 
     extra_latency_ms: dict[str, float] = field(default_factory=dict)
+    fail_rungs: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -37,3 +37,19 @@ def test_prometheus_export_counts_breaches():
     assert 'switchboard_stage_latency_seconds_count{step="asr_final"} 2.0' in text
     assert 'switchboard_stage_degrade_level{stage="asr"} 0.0' in text
     assert metrics.percentiles("asr_final")[2] == 2
+
+
+def test_a_failing_rung_is_not_recovered_to():
+    m = StageMonitor("asr", _options(), Metrics())
+    for _ in range(3):
+        m.failure()
+    assert m.rung == "no_partials"
+    for _ in range(50):
+        m.observe("asr_final", 100)
+    assert m.rung == "no_partials"
+    for _ in range(3):  # slow, not failing: recovers back to no_partials, not full
+        m.observe("asr_final", 400)
+    assert m.rung == "fallback_model"
+    for _ in range(5):
+        m.observe("asr_final", 100)
+    assert m.rung == "no_partials"

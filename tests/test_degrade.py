@@ -45,3 +45,39 @@ def test_unslowed_stays_on_top_rung(data, settings_factory, bundle):
     rec = load(data / "asr" / "pocketsphinx" / "goforward.wav")
     result = asyncio.run(run_call(rec, settings_factory(), bundle, realtime=False))
     assert not [e for e in result.events if e.kind == "stage_degraded"]
+
+
+def test_crashing_vad_model_falls_back_and_the_call_goes_on(data, settings_factory, tmp_path):
+    """Silero raising on every window: after `degrade_after` failures the VAD moves to
+    WebRTC, the call is still transcribed, and its record (errors included) is stored."""
+    from pipeline.store import CallStore
+
+    settings = settings_factory(faults={"fail_rungs": ["vad:silero"]})
+    store = CallStore(f"sqlite:///{tmp_path}/calls.db")
+    rec = load(data / "asr" / "pocketsphinx" / "goforward.wav")
+    result = asyncio.run(run_call(rec, settings, ModelBundle(settings), realtime=False,
+                                  store=store, call_id="crash1"))
+    errors = [e for e in result.events if e.kind == "stage_error" and e.stage == "vad"]
+    assert len(errors) == settings.budgets.degrade_after
+    assert "injected fault" in errors[0].error
+    moves = [e for e in result.events if e.kind == "stage_degraded" and e.stage == "vad"]
+    assert [m.rung for m in moves] == ["webrtc"] and "failing" in moves[0].reason
+    assert "forward" in " ".join(result.finals()).lower()
+    assert 'switchboard_stage_errors_total{stage="vad"} 3.0' in result.context.metrics.exposition()
+    record = store.call("crash1")
+    assert record["status"] == "completed" and record["events"] == len(result.events)
+
+
+def test_failing_asr_decode_still_records_the_call(data, settings_factory, tmp_path):
+    """Every ASR rung failing: no transcript, but the call completes and is recorded."""
+    from pipeline.store import CallStore
+
+    settings = settings_factory(
+        faults={"fail_rungs": ["asr:full", "asr:no_partials", "asr:fallback_model"]})
+    store = CallStore(f"sqlite:///{tmp_path}/calls.db")
+    rec = load(data / "asr" / "pocketsphinx" / "goforward.wav")
+    result = asyncio.run(run_call(rec, settings, ModelBundle(settings), realtime=False,
+                                  store=store, call_id="crash2"))
+    assert result.finals() == []
+    assert [e for e in result.events if e.kind == "stage_error" and e.stage == "asr"]
+    assert store.call("crash2")["status"] == "completed"

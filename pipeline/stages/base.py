@@ -54,7 +54,13 @@ class Stage(FrameProcessor):
     def _call(self, fn, args):
         if self._extra_latency_s:
             time.sleep(self._extra_latency_s)
+        self.check_fault()
         return fn(*args)
+
+    def check_fault(self) -> None:
+        """Raise if configuration asks this stage to fail on its current rung."""
+        if f"{self.stage_name}:{self.monitor.rung}" in self.ctx.settings.faults.fail_rungs:
+            raise RuntimeError(f"injected fault: {self.stage_name} on {self.monitor.rung}")
 
     def _monitor_for(self, step: str) -> StageMonitor:
         budget = self.ctx.settings.budgets.budgets.get(step)
@@ -79,20 +85,27 @@ class Stage(FrameProcessor):
         if obs.moved_to is not None and monitor is self.monitor:
             reason = (f"{step} over budget ({ms:.0f} > {obs.budget_ms:.0f} ms)" if obs.breach
                       else f"{step} back within budget")
-            await self.emit(StageDegraded(
-                call_id=self.ctx.call_id, leg=self.leg, t_audio=t_audio,
-                stage=self.stage_name, rung=self.monitor.rung, level=obs.moved_to, reason=reason,
-            ))
-            await self.on_rung_change(self.monitor.rung)
+            await self._moved(t_audio, obs.moved_to, reason)
+
+    async def _moved(self, t_audio: float, level: int, reason: str) -> None:
+        await self.emit(StageDegraded(
+            call_id=self.ctx.call_id, leg=self.leg, t_audio=t_audio,
+            stage=self.stage_name, rung=self.monitor.rung, level=level, reason=reason,
+        ))
+        await self.on_rung_change(self.monitor.rung)
 
     async def on_rung_change(self, rung: str) -> None:
         """Hook: a stage adapts its work to the new rung."""
 
     async def fail(self, t_audio: float, exc: BaseException) -> None:
-        log.warning("%s failed on call %s: %s", self.name, self.ctx.call_id, exc, exc_info=exc)
-        self.ctx.metrics.errors.labels(stage=self.stage_name).inc()
+        """Report a failed step; repeated failures move the stage down its ladder."""
+        log.warning("%s failed on call %s: %s", self.name, self.ctx.call_id, exc)
+        error = f"{type(exc).__name__}: {exc}"
         await self.emit(StageError(call_id=self.ctx.call_id, leg=self.leg, t_audio=t_audio,
-                                   stage=self.stage_name, error=f"{type(exc).__name__}: {exc}"))
+                                   stage=self.stage_name, error=error))
+        moved = self.monitor.failure()
+        if moved is not None:
+            await self._moved(t_audio, moved, f"failing ({error})")
 
     async def cleanup(self) -> None:
         await super().cleanup()

@@ -48,6 +48,7 @@ class VADStage(Stage):
         if isinstance(frame, CallAudioFrame) and frame.leg == self.leg:
             started = time.perf_counter()
             try:
+                self.check_fault()
                 events = self._analyse(frame)
             except Exception as exc:  # noqa: BLE001 - a scorer failure loses one frame
                 events = []

@@ -1,0 +1,19 @@
+from pipeline.events import BotReply, StageLatency, TranscriptFinal
+from switchboard.timeline import describe, latency_lines
+
+
+def test_describe_and_skip():
+    final = TranscriptFinal(call_id="c", leg="caller", t_audio=2.0, latency_ms=210,
+                            text="hello", model="tiny.en")
+    assert "FINAL" in describe(final) and "+210 ms" in describe(final)
+    assert "bot reply" in describe(BotReply(call_id="c", leg="caller", t_audio=2.0, text="hi"))
+    assert describe(StageLatency(call_id="c", leg="caller", t_audio=0.0)) is None
+
+
+def test_latency_table_marks_over_budget():
+    lines = latency_lines({
+        "asr_final": {"p50": 300.0, "p95": 400.0, "n": 3, "budget": 250.0},
+        "nlu": {"p50": 10.0, "p95": 12.0, "n": 3, "budget": 30.0},
+        "prosody": {"p50": float("nan"), "p95": float("nan"), "n": 0, "budget": 20.0},
+    })
+    assert lines[2].endswith("OVER") and lines[3].endswith("ok") and "no samples" in lines[4]
