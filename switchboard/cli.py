@@ -85,34 +85,46 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_CALLER_LINES = (
+    "Hi, I forgot my password and I can't log in to my account.",
+    "Also, the promo code from your email is not working.",
+)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Play a few real recordings (or synthesised callers) through the graph in real time."""
+    """A customer-service caller (synthesised), then real recordings, in real time."""
     data = Path(args.data)
-    calls = [data / "asr" / "pocketsphinx" / "goforward.wav",
-             data / "asr" / "whisper" / "jfk_16k.wav"]
-    calls = [c for c in calls if c.is_file()]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if not calls:
-        print(f"note: {data} not found; the demo caller is synthesised with Piper")
-        calls = [_synthesised_caller(out / "caller.wav")]
+    calls = [_synthesised_caller(out / "caller.wav")]
+    calls += [c for c in (data / "asr" / "asterisk_8k" / "1-for-am-2-for-pm.wav",
+                          data / "asr" / "whisper" / "jfk_16k.wav") if c.is_file()]
+    if len(calls) == 1:
+        print(f"note: {data} not found; playing the synthesised caller only")
     status = 0
     for i, call in enumerate(calls, 1):
         ns = argparse.Namespace(call=str(call), realtime=True, json=str(out / f"call{i}.json"),
-                                wav=str(out / f"call{i}.wav"), metrics=str(out / "metrics.prom"),
-                                config=args.config, quiet=False, no_store=False)
-        print(f"\n=== demo call {i} of {len(calls)} ===")
+                                wav=str(out / f"call{i}.wav"),
+                                metrics=str(out / f"call{i}.prom"), config=args.config,
+                                quiet=False, no_store=False)
+        print(f"\n=== demo call {i} of {len(calls)}: {call.name} ===")
         status = max(status, cmd_simulate(ns))
     return status
 
 
 def _synthesised_caller(path: Path) -> Path:
+    """A short call-center caller spoken by Piper, with a pause between turns."""
+    import numpy as np
     import soundfile as sf
 
     from models.tts import PiperTTS
 
-    tts = PiperTTS()
-    sf.write(str(path), tts.synthesize("Hi, I forgot my password and I can't log in."), 16000)
+    tts = PiperTTS(length_scale=1.1)
+    gap = np.zeros(int(1.2 * 16000), np.float32)
+    parts = [gap]
+    for line in DEMO_CALLER_LINES:
+        parts += [0.6 * tts.synthesize(line), gap, gap]
+    sf.write(str(path), np.concatenate(parts), 16000)
     return path
 
 

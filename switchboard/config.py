@@ -90,7 +90,9 @@ class PolicyOptions:
     """What the bot does with what it understood."""
 
     mode: str = "bot"  # "bot" answers from the KB; "coach" (later) prompts the agent
-    greeting: str = ""
+    # An unrecognised fragment this short ("Hi.", "Also,") is a pause mid-thought, not a
+    # request: the bot waits for more instead of asking the caller to repeat.
+    min_words_to_clarify: int = 3
 
 
 @dataclass

@@ -49,14 +49,15 @@ def describe(event: Event) -> str | None:
 class TimelinePrinter:
     """A bus subscriber that prints each notable event as it happens."""
 
-    def __init__(self, out: TextIO = sys.stdout):
-        self._out = out
+    def __init__(self, out: TextIO | None = None):
+        self._out = out  # None: whatever sys.stdout is when an event is printed
 
     def __call__(self, event: Event) -> None:
         line = describe(event)
         if line is not None:
             who = "bot   " if event.kind in ("bot_reply", "reply_audio") else f"{event.leg:6}"
-            print(f"{event.t_audio:7.2f}s  {who}  {line}", file=self._out, flush=True)
+            print(f"{event.t_audio:7.2f}s  {who}  {line}", file=self._out or sys.stdout,
+                  flush=True)
 
 
 def latency_lines(table: dict[str, dict[str, float]]) -> list[str]:

@@ -35,17 +35,24 @@ def test_event_order_per_utterance(jfk_call):
     events = jfk_call.events
     finals = [e for e in events if e.kind == "transcript_final" and e.text]
     assert len(finals) >= 2
+    replied = 0
     for final in finals:
         u = final.utterance
         order = [_index(events, k, u) for k in
-                 ("speech_started", "speech_ended", "transcript_final", "knowledge", "intent",
-                  "bot_reply")]
+                 ("speech_started", "speech_ended", "transcript_final", "knowledge", "intent")]
         assert order == sorted(order), order
-        reply = events[order[-1]]
+        assert final.t_audio >= final.t_start and final.latency_ms >= 0
+        intent = events[order[-1]]
+        reply = next((e for e in events if e.kind == "bot_reply" and e.utterance == u), None)
+        if intent.intent == "out_of_scope" and len(final.text.split()) < 3:
+            assert reply is None  # a fragment: the bot waits for more
+            continue
+        assert reply is not None and events.index(reply) > order[-1]
         audio = next(i for i, e in enumerate(events)
                      if e.kind == "reply_audio" and e.reply_id == reply.reply_id)
-        assert audio > order[-1]
-        assert final.t_audio >= final.t_start and final.latency_ms >= 0
+        assert audio > events.index(reply)
+        replied += 1
+    assert replied >= 1
 
 
 def test_every_stage_reports_a_timing(jfk_call):
