@@ -13,6 +13,9 @@ from pipecat.frames.frames import DataFrame
 
 from pipeline.events import Event
 
+#: Bytes per second of the internal format (16 kHz mono PCM16).
+PCM_BYTES_PER_SECOND = 32000
+
 
 @dataclass
 class CallAudioFrame(DataFrame):
@@ -28,6 +31,11 @@ class CallAudioFrame(DataFrame):
     seq: int
     t_audio: float
     captured: float
+
+    @property
+    def t_end(self) -> float:
+        """Position just past the frame's last sample."""
+        return self.t_audio + len(self.pcm) / PCM_BYTES_PER_SECOND
 
 
 @dataclass

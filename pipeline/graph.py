@@ -22,7 +22,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from pipeline.audio_ring import AudioRing
 from pipeline.context import CallContext
-from pipeline.frames import CallAudioFrame, ReplyAudioFrame
+from pipeline.frames import PCM_BYTES_PER_SECOND, CallAudioFrame, ReplyAudioFrame
 from pipeline.knowledge import KnowledgeBaseError
 from pipeline.policy import ACKNOWLEDGEMENT, NOT_UNDERSTOOD
 from pipeline.stages.asr import ASRStage
@@ -55,15 +55,12 @@ class ReplySink(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, CallAudioFrame) and frame.leg == self._leg:
             self._leg_audio.append(frame.pcm)
-            self._t_now = frame.t_audio + len(frame.pcm) / 32000
+            self._t_now = frame.t_end
         elif isinstance(frame, ReplyAudioFrame):
             at = max(self._t_now, self._cursor) if frame.first else self._cursor
             self._replies.append((at, frame.pcm))
-            self._cursor = at + len(frame.pcm) / 32000
+            self._cursor = at + len(frame.pcm) / PCM_BYTES_PER_SECOND
         await self.push_frame(frame, direction)
-
-    def reply_seconds(self) -> float:
-        return sum(len(p) for _, p in self._replies) / 32000
 
     def stereo(self) -> np.ndarray:
         """int16 (samples, 2): the leg's audio left, the bot's replies right."""

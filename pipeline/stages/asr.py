@@ -59,7 +59,7 @@ class ASRStage(Stage):
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, CallAudioFrame) and frame.leg == self.leg:
-            t_now = frame.t_audio + len(frame.pcm) / 32000
+            t_now = frame.t_end
             if (self._active and self.monitor.rung == "full" and t_now >= self._next_partial
                     and self._spec is None and (self._partial is None or self._partial.done())):
                 self._next_partial = t_now + self._interval
