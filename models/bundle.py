@@ -13,11 +13,30 @@ from pathlib import Path
 from models.registry import cache_dir
 from switchboard.config import Settings
 
+_BLAS_LIMIT = None
+
+
+def limit_blas_threads() -> None:
+    """Run numpy's BLAS on one thread, process-wide.
+
+    The numpy work here (MiniLM, prosody) is small matrices per call, which gain nothing
+    from BLAS threads, while CTranslate2 and onnxruntime keep the cores busy: measured on
+    this 2-core machine under that load, OpenBLAS with 2 threads took 2.1 s per MiniLM
+    sentence against 60 ms with one, spinning threads fighting for the same cores.
+    """
+    global _BLAS_LIMIT
+    import scipy.signal  # noqa: F401 - load scipy's own OpenBLAS so the limit covers it too
+    import scipy.special  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
+
 
 class ModelBundle:
     """The process's models, built from one :class:`~switchboard.config.Settings`."""
 
     def __init__(self, settings: Settings):
+        limit_blas_threads()
         self.settings = settings
         self._lock = threading.Lock()
         self._asr: dict[str, object] = {}
