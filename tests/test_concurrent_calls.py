@@ -8,10 +8,11 @@ from pipeline.store import CallStore
 from pipeline.wer import wer
 from switchboard.session import run_call
 from telephony.audio_file import load
+from tests.helpers import generous_budgets
 
 
 def test_a_failing_call_does_not_disturb_another(data, bundle, settings_factory, tmp_path):
-    good_settings = settings_factory()
+    good_settings = generous_budgets(settings_factory())
     bad_settings = copy.deepcopy(good_settings)
     bad_settings.faults.fail_rungs = ["asr:full", "asr:no_partials", "asr:fallback_model"]
     store = CallStore(f"sqlite:///{tmp_path}/calls.db")

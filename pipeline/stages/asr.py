@@ -7,7 +7,7 @@ Whisper is not a streaming model, so streaming is built around it:
   once, while VAD is still waiting to be sure the turn is over; if speech resumes the
   result is dropped, and if the turn ends at that pause it becomes the final with no
   further work, hiding the decode behind the end-of-turn wait.
-The ``fallback_model`` rung swaps in the configured smaller model.
+The ``fallback_model`` rung swaps in the configured smaller model (loaded on first use).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class ASRStage(Stage):
         self._ring = ring
         self._bundle = bundle
         opts = ctx.settings.asr
-        self._engine = bundle.asr(opts.model)
+        bundle.asr(opts.model)  # load now: the first caller must not wait for it
         self._interval = opts.partial_interval_ms / 1000
         self._speculative = opts.speculative
         self._min_utt = ctx.settings.vad.min_utterance_ms / 1000
@@ -96,15 +96,16 @@ class ASRStage(Stage):
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def on_rung_change(self, rung: str) -> None:
+    def _decode_now(self, audio):
+        """On the worker: decode with the model of the rung the stage is on *now*, so a
+        ladder move applies to the very next decode, even one queued before the move."""
         opts = self.ctx.settings.asr
-        model = opts.fallback_model if rung == "fallback_model" else opts.model
-        if model != self._engine.name:
-            self._engine = await self.run_blocking(self._bundle.asr, model)
+        model = opts.fallback_model if self.monitor.rung == "fallback_model" else opts.model
+        return self._bundle.asr(model).decode(audio)
 
     async def _decode(self, t0: float, t1: float):
         audio = self._ring.slice(t0 - PRE_ROLL_S, t1 + POST_ROLL_S)
-        return await self.run_blocking(self._engine.decode, audio)
+        return await self.run_blocking(self._decode_now, audio)
 
     async def _run_partial(self, utt: int, t0: float, t1: float) -> None:
         try:
