@@ -36,7 +36,8 @@ def _jsonable(value):
     return value
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+def cmd_simulate(args: argparse.Namespace, bundle=None) -> int:
+    """Play one recording through the graph; ``bundle`` reuses already-loaded models."""
     from models.bundle import ModelBundle
     from models.registry import ModelUnavailableError
     from pipeline.store import CallStore
@@ -49,15 +50,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except AudioFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = load_settings(args.config)
+    settings = bundle.settings if bundle else load_settings(args.config)
     if args.no_store:
         settings.store.url = "sqlite:///:memory:"
-    bundle = ModelBundle(settings)
-    try:
-        bundle.warm_up()
-    except ModelUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+    if bundle is None:
+        bundle = ModelBundle(settings)
+        try:
+            bundle.warm_up()
+        except ModelUnavailableError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 3
     mode = "real time" if args.realtime else "fast"
     print(f"call: {recording.path} ({recording.duration_s:.1f} s, {recording.source_format}, "
           f"{recording.source_rate} Hz, {recording.source_channels} ch) in {mode}")
@@ -101,6 +103,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                           data / "asr" / "whisper" / "jfk_16k.wav") if c.is_file()]
     if len(calls) == 1:
         print(f"note: {data} not found; playing the synthesised caller only")
+    from models.bundle import ModelBundle
+    from models.registry import ModelUnavailableError
+
+    bundle = ModelBundle(load_settings(args.config))
+    try:
+        bundle.warm_up()
+    except ModelUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     status = 0
     for i, call in enumerate(calls, 1):
         ns = argparse.Namespace(call=str(call), realtime=True, json=str(out / f"call{i}.json"),
@@ -108,7 +119,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                 metrics=str(out / f"call{i}.prom"), config=args.config,
                                 quiet=False, no_store=False)
         print(f"\n=== demo call {i} of {len(calls)}: {call.name} ===")
-        status = max(status, cmd_simulate(ns))
+        status = max(status, cmd_simulate(ns, bundle))
     return status
 
 

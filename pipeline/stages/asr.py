@@ -76,15 +76,26 @@ class ASRStage(Stage):
             self._next_partial = event.t_audio + self._interval
             self._spec = None
         elif isinstance(event, SpeechPaused) and self._speculative and self._active:
+            # The final matters more than a partial: drop one still waiting for the worker.
+            self._cancel_pending(self._partial)
             task = self._spawn(self._decode(self._t_start, event.t_audio))
             self._spec = (event.utterance, event.t_audio, task)
         elif isinstance(event, SpeechResumed):
+            if self._spec is not None:
+                self._cancel_pending(self._spec[2])
             self._spec = None
         elif isinstance(event, SpeechEnded):
             self._active = False
             spec, self._spec = self._spec, None
             if event.t_audio - event.t_start >= self._min_utt:
                 self._spawn(self._run_final(event, spec))
+
+    @staticmethod
+    def _cancel_pending(task: asyncio.Task | None) -> None:
+        """Cancel a decode task. One still queued for the worker never runs; one already
+        running finishes on the worker (CTranslate2 cannot be interrupted) but is ignored."""
+        if task is not None and not task.done():
+            task.cancel()
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -110,6 +121,8 @@ class ASRStage(Stage):
     async def _run_partial(self, utt: int, t0: float, t1: float) -> None:
         try:
             result = await self._decode(t0, t1)
+        except asyncio.CancelledError:
+            return
         except Exception as exc:  # noqa: BLE001
             await self.fail(t1, exc)
             return
