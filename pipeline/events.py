@@ -44,6 +44,7 @@ class SpeechEnded(Event):
     kind: ClassVar[str] = "speech_ended"
     utterance: int = 0
     t_start: float = 0.0
+    too_short: bool = False  # under VAD's min_utterance_ms: a blip, not worth analysing
 
 
 @dataclass

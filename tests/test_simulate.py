@@ -112,3 +112,14 @@ def test_cli_empty_and_truncated(tmp_path, capsys):
     assert cli.main(["simulate", str(tmp_path / "cut.flac"), "--no-store"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "empty" in err[0] and "cut.flac" in err[1]
+
+
+def test_blips_are_marked_once_and_skipped(jfk_call):
+    min_s = jfk_call.context.settings.vad.min_utterance_ms / 1000
+    ended = [e for e in jfk_call.events if e.kind == "speech_ended"]
+    assert all(e.too_short == (e.t_audio - e.t_start < min_s) for e in ended)
+    blips = {e.utterance for e in ended if e.too_short}
+    assert blips  # this recording has one (a 0.06 s click after the last sentence)
+    analysed = {e.utterance for e in jfk_call.events
+                if e.kind in ("transcript_final", "prosody")}
+    assert not blips & analysed

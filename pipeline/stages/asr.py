@@ -47,7 +47,6 @@ class ASRStage(Stage):
         bundle.asr(opts.model)  # load now: the first caller must not wait for it
         self._interval = opts.partial_interval_ms / 1000
         self._speculative = opts.speculative
-        self._min_utt = ctx.settings.vad.min_utterance_ms / 1000
         self._active = False
         self._utt = 0
         self._t_start = 0.0
@@ -87,7 +86,7 @@ class ASRStage(Stage):
         elif isinstance(event, SpeechEnded):
             self._active = False
             spec, self._spec = self._spec, None
-            if event.t_audio - event.t_start >= self._min_utt:
+            if not event.too_short:
                 self._spawn(self._run_final(event, spec))
 
     @staticmethod

@@ -28,14 +28,13 @@ class ProsodyStage(Stage):
         super().__init__(ctx, leg)
         self._ring = ring
         self._rolling: dict[str, float] = {}
-        self._min_utt = ctx.settings.vad.min_utterance_ms / 1000
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
         if (isinstance(frame, EventFrame) and isinstance(frame.event, SpeechEnded)
                 and frame.event.leg == self.leg
-                and frame.event.t_audio - frame.event.t_start >= self._min_utt):
+                and not frame.event.too_short):
             await self._analyse(frame.event)
 
     async def _analyse(self, ended: SpeechEnded) -> None:

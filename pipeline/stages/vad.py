@@ -34,6 +34,7 @@ class VADStage(Stage):
         self._threshold = opts.confidence
         self._start_s = opts.start_ms / 1000
         self._stop_s = opts.stop_ms / 1000
+        self._min_utt_s = opts.min_utterance_ms / 1000
         self._pending = bytearray()
         self._pending_t = 0.0
         self._run_start: float | None = None
@@ -116,7 +117,9 @@ class VADStage(Stage):
 
     def _end(self) -> list[Event]:
         self._in_utt, self._paused = False, False
-        return [self._event(SpeechEnded, self._last_speech_end, t_start=self._utt_start)]
+        too_short = self._last_speech_end - self._utt_start < self._min_utt_s
+        return [self._event(SpeechEnded, self._last_speech_end, t_start=self._utt_start,
+                            too_short=too_short)]
 
     def _close(self, t: float) -> list[Event]:
         """End an utterance cut off by the end of the stream."""
