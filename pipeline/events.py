@@ -102,6 +102,7 @@ class IntentDetected(Event):
     utterance: int = 0
     intent: str = ""
     confidence: float = 0.0
+    text: str = ""  # the final transcript it was detected on
 
 
 @dataclass

@@ -52,5 +52,5 @@ class NLUStage(Stage):
                       latency_ms=self.clock.latency_ms(final.t_audio), utterance=final.utterance)
         await self.emit(KnowledgeHits(passages=passages, **common))
         await self.emit(IntentDetected(intent=intent, confidence=best.score if best else 0.0,
-                                       **common))
+                                       text=final.text, **common))
         await self.observe("nlu", ms, final.t_audio)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipecat.processors.frame_processor import FrameDirection
 
 from pipeline.context import CallContext
-from pipeline.events import BotReply, IntentDetected, TranscriptFinal
+from pipeline.events import BotReply, IntentDetected
 from pipeline.frames import EventFrame
 from pipeline.policy import compose
 from pipeline.stages.base import Stage
@@ -21,21 +21,17 @@ class PolicyStage(Stage):
         super().__init__(ctx, leg)
         self._articles = {a.id: a for a in articles or []}
         self._replies = 0
-        self._words: dict[int, int] = {}  # utterance -> words in its final transcript
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
-        if (isinstance(frame, EventFrame) and isinstance(frame.event, TranscriptFinal)
-                and frame.event.leg == self.leg):
-            self._words[frame.event.utterance] = len(frame.event.text.split())
         if (isinstance(frame, EventFrame) and isinstance(frame.event, IntentDetected)
                 and frame.event.leg == self.leg and self.ctx.settings.policy.mode == "bot"):
             await self._reply(frame.event)
 
     async def _reply(self, intent: IntentDetected) -> None:
         article = None if intent.intent == OUT_OF_SCOPE else self._articles.get(intent.intent)
-        words = self._words.pop(intent.utterance, 0)
+        words = len(intent.text.split())
         if article is None and words < self.ctx.settings.policy.min_words_to_clarify:
             return
         reply = compose(article)
