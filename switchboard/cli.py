@@ -36,10 +36,22 @@ def _jsonable(value):
     return value
 
 
-def cmd_simulate(args: argparse.Namespace, bundle=None) -> int:
-    """Play one recording through the graph; ``bundle`` reuses already-loaded models."""
+def _load_models(settings):
+    """A warmed-up ModelBundle, or None after printing the one-line error (exit code 3)."""
     from models.bundle import ModelBundle
     from models.registry import ModelUnavailableError
+
+    bundle = ModelBundle(settings)
+    try:
+        bundle.warm_up()
+    except ModelUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    return bundle
+
+
+def cmd_simulate(args: argparse.Namespace, bundle=None) -> int:
+    """Play one recording through the graph; ``bundle`` reuses already-loaded models."""
     from pipeline.store import CallStore
     from switchboard.session import run_call
     from switchboard.timeline import TimelinePrinter, latency_lines
@@ -54,11 +66,8 @@ def cmd_simulate(args: argparse.Namespace, bundle=None) -> int:
     if args.no_store:
         settings.store.url = "sqlite:///:memory:"
     if bundle is None:
-        bundle = ModelBundle(settings)
-        try:
-            bundle.warm_up()
-        except ModelUnavailableError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        bundle = _load_models(settings)
+        if bundle is None:
             return 3
     mode = "real time" if args.realtime else "fast"
     print(f"call: {recording.path} ({recording.duration_s:.1f} s, {recording.source_format}, "
@@ -103,14 +112,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                           data / "asr" / "whisper" / "jfk_16k.wav") if c.is_file()]
     if len(calls) == 1:
         print(f"note: {data} not found; playing the synthesised caller only")
-    from models.bundle import ModelBundle
-    from models.registry import ModelUnavailableError
-
-    bundle = ModelBundle(load_settings(args.config))
-    try:
-        bundle.warm_up()
-    except ModelUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    bundle = _load_models(load_settings(args.config))
+    if bundle is None:
         return 3
     status = 0
     for i, call in enumerate(calls, 1):
