@@ -1,9 +1,10 @@
 """WER of the bundled Whisper models on ../shared/data/asr, wideband and 8 kHz separately.
 
-    scripts/eval_asr [--models tiny.en base] [--window 15] [--margin 5] [--json out.json]
+    scripts/eval_asr [--models tiny.en base] [--window 12 30] [--margin 4] [--json out.json]
 
 Each recording is decoded as one utterance through models.whisper_asr (the same code the
-pipeline runs); ``--window 30`` reproduces faster-whisper's padded 30 s window.
+pipeline runs); window and margin default to the pipeline's settings, and ``--window 30``
+reproduces faster-whisper's padded 30 s window.
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ from _common import asr_refs, first_per_subset, machine, shared_data, subset_of,
 
 from models.whisper_asr import WhisperASR
 from pipeline.wer import corpus_wer
+from switchboard.config import load_settings
 from telephony.audio_file import load
 
 
 def main() -> None:
+    asr_opts = load_settings().asr
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["tiny.en", "base"])
-    ap.add_argument("--window", type=float, nargs="+", default=[15.0],
+    ap.add_argument("--window", type=float, nargs="+", default=[asr_opts.min_window_s],
                     help="minimum encoder window(s) in seconds; 30 = faster-whisper default")
-    ap.add_argument("--margin", type=float, default=5.0, help="seconds added to the utterance")
+    ap.add_argument("--margin", type=float, default=asr_opts.window_margin_s,
+                    help="seconds added to the utterance")
     ap.add_argument("--limit", type=int, default=0, help="first N recordings per subset")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)

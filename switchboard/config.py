@@ -52,7 +52,7 @@ class ASROptions:
     compute_type: str = "int8"
     cpu_threads: int = 2
     beam_size: int = 1
-    min_window_s: float = 13.0
+    min_window_s: float = 12.0
     window_margin_s: float = 4.0
     partial_interval_ms: int = 1000
     speculative: bool = True
@@ -69,12 +69,21 @@ class ProsodyOptions:
 
 @dataclass
 class NLUOptions:
-    """Intent and knowledge retrieval over the knowledge base."""
+    """Intent detection and knowledge retrieval.
+
+    ``intent_examples``: TOML files of example phrases per intent (pipeline/intents.py),
+    merged in order; add a site's own file after the bundled one. The out-of-scope
+    thresholds are set from held-out data by ``scripts/eval_intent`` (docs/evaluation.md).
+    """
 
     kb_dir: str = str(ROOT.parent / "shared" / "data" / "kb" / "abcd")
     top_k: int = 3
-    lexical_weight: float = 0.4
-    min_intent_score: float = 0.5  # below this the intent is "out_of_scope"
+    lexical_weight: float = 0.1  # BM25's share of the hybrid score (docs/evaluation.md)
+    intent_examples: list[str] = field(
+        default_factory=lambda: [str(ROOT / "pipeline" / "data" / "intents" / "abcd.toml")]
+    )
+    oos_threshold: float = 0.0  # best intent's SVM margin below this: "out_of_scope"
+    lexical_oos_threshold: float = 0.0  # the same for the n-gram-only classifier (lexical rung)
 
 
 @dataclass

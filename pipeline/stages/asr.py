@@ -31,7 +31,10 @@ from pipeline.frames import CallAudioFrame, EventFrame
 from pipeline.stages.base import Stage
 
 PRE_ROLL_S = 0.2  # VAD opens an utterance a little after the first sound
-POST_ROLL_S = 0.05
+# Audio kept after the last speech sample. When VAD reports a pause it has already scored
+# the next window (20-32 ms), so this much is always in the ring: the speculative final and
+# a final decoded later see the same samples, and a call transcribes the same every run.
+POST_ROLL_S = 0.02
 
 
 class ASRStage(Stage):
@@ -77,7 +80,7 @@ class ASRStage(Stage):
         elif isinstance(event, SpeechPaused) and self._speculative and self._active:
             # The final matters more than a partial: drop one still waiting for the worker.
             self._cancel_pending(self._partial)
-            task = self._spawn(self._decode(self._t_start, event.t_audio))
+            task = self._spawn(self._decode(self._t_start, event.t_audio + POST_ROLL_S))
             self._spec = (event.utterance, event.t_audio, task)
         elif isinstance(event, SpeechResumed):
             if self._spec is not None:
@@ -114,7 +117,7 @@ class ASRStage(Stage):
         return self._bundle.asr(model).decode(audio)
 
     async def _decode(self, t0: float, t1: float):
-        audio = self._ring.slice(t0 - PRE_ROLL_S, t1 + POST_ROLL_S)
+        audio = self._ring.slice(t0 - PRE_ROLL_S, t1)
         return await self.run_blocking(self._decode_now, audio)
 
     async def _run_partial(self, utt: int, t0: float, t1: float) -> None:
@@ -138,7 +141,7 @@ class ASRStage(Stage):
             if spec is not None and spec[0] == ended.utterance and abs(spec[1] - t_end) < 1e-6:
                 result = await spec[2]
             else:
-                result = await self._decode(ended.t_start, t_end)
+                result = await self._decode(ended.t_start, t_end + POST_ROLL_S)
         except Exception as exc:  # noqa: BLE001
             await self.fail(t_end, exc)
             return
