@@ -44,6 +44,7 @@ class ModelBundle:
         self._embedder = None
         self._index = None
         self._articles = None
+        self._intents = None
 
     def asr(self, model: str | None = None):
         """The shared WhisperASR for ``model`` (the configured primary by default)."""
@@ -74,6 +75,11 @@ class ModelBundle:
                 self._tts = PiperTTS(opts.voice, opts.length_scale)
             return self._tts
 
+    @property
+    def embedding_cache(self) -> Path:
+        """Where sentence embeddings of the knowledge base and intent phrases are kept."""
+        return Path(cache_dir()) / "embeddings"
+
     def embedder(self):
         from models.embedder import MiniLMEmbedder
 
@@ -84,7 +90,7 @@ class ModelBundle:
 
     def knowledge(self):
         """(articles, hybrid index) for the configured KB; raises KnowledgeBaseError."""
-        from pipeline.knowledge import fingerprint, load_abcd
+        from pipeline.knowledge import load_abcd
         from pipeline.retrieval import HybridIndex
 
         embedder = self.embedder()
@@ -92,12 +98,31 @@ class ModelBundle:
             if self._index is None:
                 opts = self.settings.nlu
                 self._articles = load_abcd(opts.kb_dir)
-                cache = Path(cache_dir()) / "kb" / f"abcd-{fingerprint(opts.kb_dir)}.npy"
-                self._index = HybridIndex(self._articles, embedder, opts.lexical_weight, cache)
+                self._index = HybridIndex(self._articles, embedder, opts.lexical_weight,
+                                          self.embedding_cache)
             return self._articles, self._index
+
+    def intents(self):
+        """The IntentDetector trained from the configured example phrases.
+
+        Raises pipeline.intents.IntentExamplesError when the files are missing or malformed.
+        """
+        from pipeline.intents import IntentDetector, load_examples
+
+        embedder = self.embedder()
+        with self._lock:
+            if self._intents is None:
+                opts = self.settings.nlu
+                examples = load_examples(opts.intent_examples)
+                self._intents = IntentDetector(
+                    examples, embedder, opts.oos_threshold, opts.lexical_oos_threshold,
+                    self.embedding_cache,
+                )
+            return self._intents
 
     def warm_up(self) -> None:
         """Load everything now rather than on the first call."""
         self.asr()
         self.tts()
         self.knowledge()
+        self.intents()

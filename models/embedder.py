@@ -8,6 +8,7 @@ torch out of the runtime; the ONNX export route would need torch at build time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -101,3 +102,29 @@ class MiniLMEmbedder:
         pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
         pooled /= np.linalg.norm(pooled, axis=1, keepdims=True) + 1e-12
         return pooled.astype(np.float32)
+
+
+def encode_cached(embedder: MiniLMEmbedder, texts: list[str], cache_dir: Path | None,
+                  batch: int = 32) -> np.ndarray:
+    """Embeddings of ``texts``, kept in ``cache_dir`` under a hash of the texts.
+
+    A knowledge base or an intent file is embedded once and re-embedded exactly when its
+    text changes. Sentences are batched by length so that little padding is computed.
+    """
+    key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:20]
+    path = None if cache_dir is None else Path(cache_dir) / f"minilm-{key}.npy"
+    if path is not None and path.is_file():
+        vectors = np.load(path)
+        if vectors.shape == (len(texts), embedder.dim):
+            return vectors
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    for i in range(0, len(texts), batch):
+        idx = order[i : i + batch]
+        vectors[idx] = embedder.encode([texts[j] for j in idx])
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    return vectors

@@ -101,8 +101,9 @@ class IntentDetected(Event):
     kind: ClassVar[str] = "intent"
     utterance: int = 0
     intent: str = ""
-    confidence: float = 0.0
+    confidence: float = 0.0  # the classifier's margin for the best intent (higher: surer)
     text: str = ""  # the final transcript it was detected on
+    candidates: list[tuple[str, float]] = field(default_factory=list)  # best few, best first
 
 
 @dataclass

@@ -23,6 +23,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipeline.audio_ring import AudioRing
 from pipeline.context import CallContext
 from pipeline.frames import PCM_BYTES_PER_SECOND, CallAudioFrame, ReplyAudioFrame
+from pipeline.intents import IntentExamplesError
 from pipeline.knowledge import KnowledgeBaseError
 from pipeline.policy import ACKNOWLEDGEMENT, NOT_UNDERSTOOD
 from pipeline.stages.asr import ASRStage
@@ -87,6 +88,11 @@ class CallGraph:
         except KnowledgeBaseError as exc:
             log.warning("no knowledge base (%s): intents will be out_of_scope", exc)
             articles, index = [], None
+        try:
+            intents = bundle.intents()
+        except IntentExamplesError as exc:
+            log.warning("no intent examples (%s): intents will be out_of_scope", exc)
+            intents = None
         self.tts = TTSStage(ctx, leg, bundle.tts())
         self.sink = ReplySink(leg)
         self.processors: list[FrameProcessor] = [
@@ -94,7 +100,7 @@ class CallGraph:
             VADStage(ctx, leg, bundle.vad_scorer),
             ASRStage(ctx, leg, ring, bundle),
             ProsodyStage(ctx, leg, ring),
-            NLUStage(ctx, leg, index),
+            NLUStage(ctx, leg, index, intents, bundle.embedder()),
             PolicyStage(ctx, leg, articles),
             self.tts,
             self.sink,

@@ -8,7 +8,6 @@ a passage text for retrieval. The data stays in ../shared; nothing is copied int
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -34,8 +33,14 @@ class Article:
 
     @property
     def passage(self) -> str:
-        """The text indexed for retrieval."""
+        """The whole text, indexed for lexical retrieval."""
         return " ".join([self.title, self.description, *self.keywords, *self.steps])
+
+    @property
+    def summary(self) -> str:
+        """Title and the guideline's opening instruction: what the customer wants, which
+        is what a caller's words resemble; embedded for semantic retrieval."""
+        return " ".join([self.title, *self.keywords[:1]])
 
 
 def _clean(text: str) -> str:
@@ -86,15 +91,6 @@ def load_abcd(kb_dir: str | Path) -> list[Article]:
                 )
             )
     return articles
-
-
-def fingerprint(kb_dir: str | Path) -> str:
-    """Content hash of the KB files: the retrieval index is rebuilt when it changes."""
-    h = hashlib.sha256()
-    for name in ("kb.json", "guidelines.json", "ontology.json"):
-        p = Path(kb_dir) / name
-        h.update(p.read_bytes() if p.is_file() else b"")
-    return h.hexdigest()[:16]
 
 
 def _key(name: str) -> str:

@@ -3,8 +3,11 @@
 Each query's BM25 scores are scaled to [0, 1] by the best hit, then blended with the
 embedding similarity: ``lexical_weight * bm25 + (1 - lexical_weight) * cosine``. The
 lexical half catches exact product words ("promo code", "2FA"), the embedding half
-paraphrase ("I can't get into my account"). Passage embeddings are cached on disk under
-the KB's content hash, so an index is rebuilt exactly when the KB files change.
+paraphrase ("I can't get into my account"). BM25 reads an article's whole passage (title,
+description, instructions, steps); the embedding reads its short summary (title and what
+the customer wants), since MiniLM truncates at 128 tokens and agent steps say little about
+the caller's words. Summary embeddings are cached on disk under a hash of their text, so
+the index is rebuilt exactly when the knowledge base changes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.embedder import encode_cached
 from pipeline.events import Passage
 from pipeline.knowledge import Article
 
@@ -64,8 +68,8 @@ class HybridIndex:
         self,
         articles: list[Article],
         embedder=None,  # models.embedder.MiniLMEmbedder, or None for lexical only
-        lexical_weight: float = 0.4,
-        cache: Path | None = None,
+        lexical_weight: float = 0.1,
+        cache_dir: Path | None = None,
     ):
         self.articles = articles
         self._bm25 = BM25([a.passage for a in articles])
@@ -73,25 +77,28 @@ class HybridIndex:
         self.lexical_weight = lexical_weight
         self._vectors: np.ndarray | None = None
         if embedder is not None:
-            if cache is not None and cache.is_file():
-                vectors = np.load(cache)
-                if vectors.shape == (len(articles), embedder.dim):
-                    self._vectors = vectors
-            if self._vectors is None:
-                self._vectors = embedder.encode([a.passage for a in articles])
-                if cache is not None:
-                    cache.parent.mkdir(parents=True, exist_ok=True)
-                    np.save(cache, self._vectors)
+            self._vectors = encode_cached(embedder, [a.summary for a in articles], cache_dir)
 
-    def search(self, query: str, k: int = 3, lexical_only: bool = False) -> list[Passage]:
-        """The ``k`` best articles for ``query`` as scored passages."""
+    def search(
+        self,
+        query: str,
+        k: int = 3,
+        lexical_only: bool = False,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Passage]:
+        """The ``k`` best articles for ``query`` as scored passages.
+
+        ``query_vector`` is the query's embedding when the caller already has it.
+        """
         if not self.articles or not query.strip():
             return []
         lex = self._bm25.scores(query)
         if lex.max() > 0:
             lex = lex / lex.max()
         if self._vectors is not None and not lexical_only:
-            sem = self._vectors @ self._embedder.encode([query])[0]
+            if query_vector is None:
+                query_vector = self._embedder.encode([query])[0]
+            sem = self._vectors @ query_vector
             score = self.lexical_weight * lex + (1 - self.lexical_weight) * sem
         else:
             score = lex

@@ -20,8 +20,8 @@ from telephony.audio_file import Recording
 log = logging.getLogger(__name__)
 
 #: Steps reported in the latency table, in pipeline order.
-REPORTED_STEPS = ("vad", "asr_partial", "asr_final", "prosody", "nlu", "tts_first_audio",
-                  "voice_to_voice")
+REPORTED_STEPS = ("vad", "asr_partial", "asr_final", "prosody", "emotion", "embedding",
+                  "retrieval", "intent", "nlu", "tts_first_audio", "voice_to_voice")
 
 
 @dataclass

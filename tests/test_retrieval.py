@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from pipeline.knowledge import load_abcd
@@ -30,11 +32,15 @@ def test_lexical_only_and_empty_query(index):
     assert len(hits) == 2 and hits[0].score == 1.0
 
 
-def test_index_cache_is_reused(bundle, data, tmp_path):
+def test_index_cache_is_reused_and_follows_the_text(bundle, data, tmp_path):
     articles = load_abcd(data / "kb" / "abcd")
-    cache = tmp_path / "v.npy"
-    HybridIndex(articles, bundle.embedder(), cache=cache)
+    HybridIndex(articles, bundle.embedder(), cache_dir=tmp_path)
+    (cache,) = tmp_path.glob("*.npy")
     mtime = cache.stat().st_mtime_ns
-    again = HybridIndex(articles, bundle.embedder(), cache=cache)
+    again = HybridIndex(articles, bundle.embedder(), cache_dir=tmp_path)
     assert cache.stat().st_mtime_ns == mtime
     assert again.search("forgot password")[0].id == "recover_password"
+    # An edited knowledge base is embedded anew, beside the old file.
+    edited = [dataclasses.replace(articles[0], title="Recover a lost username")] + articles[1:]
+    HybridIndex(edited, bundle.embedder(), cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 2

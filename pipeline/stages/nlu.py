@@ -1,22 +1,26 @@
 """NLU stage: an intent and the top knowledge-base passages for each final transcript.
 
-The intent is the best-matching knowledge-base flow when its hybrid score clears
-``min_intent_score``, else ``out_of_scope``. (A trained intent classifier replaces this in
-the understanding issue; the event it publishes stays the same.)
+The transcript is embedded once (MiniLM) and the vector serves both halves: hybrid
+retrieval over the knowledge base (``pipeline/retrieval.py``) and the intent classifier
+trained from the deployment's example phrases (``pipeline/intents.py``), which answers
+``out_of_scope`` when no intent is sure enough. On the ``lexical`` rung nothing is
+embedded: BM25 and the n-gram classifier answer alone.
 """
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 from pipecat.processors.frame_processor import FrameDirection
 
+from models.intent import OUT_OF_SCOPE, IntentPrediction
 from pipeline.context import CallContext
-from pipeline.events import IntentDetected, KnowledgeHits, TranscriptFinal
+from pipeline.events import IntentDetected, KnowledgeHits, Passage, TranscriptFinal
 from pipeline.frames import EventFrame
 from pipeline.stages.base import Stage
 
-OUT_OF_SCOPE = "out_of_scope"
+__all__ = ["NLUStage", "OUT_OF_SCOPE"]
 
 
 class NLUStage(Stage):
@@ -24,9 +28,11 @@ class NLUStage(Stage):
 
     stage_name = "nlu"
 
-    def __init__(self, ctx: CallContext, leg: str, index):
+    def __init__(self, ctx: CallContext, leg: str, index, intents, embedder):
         super().__init__(ctx, leg)
         self._index = index  # pipeline.retrieval.HybridIndex, or None without a KB
+        self._intents = intents  # pipeline.intents.IntentDetector, or None without examples
+        self._embedder = embedder  # models.embedder.MiniLMEmbedder, or None
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -36,21 +42,46 @@ class NLUStage(Stage):
             await self._understand(frame.event)
 
     async def _understand(self, final: TranscriptFinal) -> None:
-        opts = self.ctx.settings.nlu
         started = time.perf_counter()
         try:
-            passages = [] if self._index is None else await self.run_blocking(
-                self._index.search, final.text, opts.top_k, self.monitor.rung == "lexical"
+            passages, prediction, timings = await self.run_blocking(
+                self._analyse, final.text, self.monitor.rung == "lexical"
             )
         except Exception as exc:  # noqa: BLE001
             await self.fail(final.t_audio, exc)
-            passages = []
+            passages, prediction, timings = [], None, {}
         ms = (time.perf_counter() - started) * 1000
-        best = passages[0] if passages else None
-        intent = best.id if best and best.score >= opts.min_intent_score else OUT_OF_SCOPE
         common = dict(call_id=self.ctx.call_id, leg=self.leg, t_audio=final.t_audio,
                       latency_ms=self.clock.latency_ms(final.t_audio), utterance=final.utterance)
         await self.emit(KnowledgeHits(passages=passages, **common))
-        await self.emit(IntentDetected(intent=intent, confidence=best.score if best else 0.0,
-                                       text=final.text, **common))
+        await self.emit(IntentDetected(
+            intent=prediction.intent if prediction else OUT_OF_SCOPE,
+            confidence=prediction.confidence if prediction else 0.0,
+            candidates=list(prediction.ranked) if prediction else [],
+            text=final.text, **common,
+        ))
+        for step, step_ms in timings.items():
+            await self.observe(step, step_ms, final.t_audio)
         await self.observe("nlu", ms, final.t_audio)
+
+    def _analyse(
+        self, text: str, lexical: bool
+    ) -> tuple[list[Passage], IntentPrediction | None, dict[str, float]]:
+        """On the worker: embed once, retrieve, classify; with each part's cost in ms."""
+        opts = self.ctx.settings.nlu
+        t0 = time.perf_counter()
+        vector: np.ndarray | None = None
+        if not lexical and self._embedder is not None:
+            vector = self._embedder.encode([text])[0]
+        t1 = time.perf_counter()
+        passages = [] if self._index is None else self._index.search(
+            text, opts.top_k, lexical_only=lexical, query_vector=vector
+        )
+        t2 = time.perf_counter()
+        prediction = None if self._intents is None else self._intents.detect(text, vector)
+        t3 = time.perf_counter()
+        return passages, prediction, {
+            "embedding": (t1 - t0) * 1000,
+            "retrieval": (t2 - t1) * 1000,
+            "intent": (t3 - t2) * 1000,
+        }

@@ -1,0 +1,198 @@
+"""Retrieval quality over the ABCD knowledge base: recall@1, recall@3 and MRR per method.
+
+    scripts/eval_retrieval [--limit N] [--lexical-weight W] [--config FILE] [--json out.json]
+
+Builds the HybridIndex over the 55 ABCD articles exactly as the pipeline does
+(models.bundle.ModelBundle.knowledge, from the project's Settings) and asks, for every
+held-out utterance in scripts/data/abcd_eval.toml, where its subflow's article ranks.
+Three methods: hybrid (the pipeline's blend), lexical only (BM25, the "lexical" rung) and
+embedding only (MiniLM cosine, lexical_weight 0). Two sets, reported apart: the
+utterances the project authored (4 per subflow) and the real customer turns from ABCD's
+three sample dialogues. The index covers all 55 articles whatever ``--limit`` says; the
+limit only picks the first N subflows' utterances (the sample turns are always run).
+The intent few-shot file (pipeline/data/intents/abcd.toml) is not used: retrieval is over
+the knowledge-base articles only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import tomllib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import _common  # noqa: F401  (puts the project on sys.path)
+from _common import ROOT, machine, write_json
+
+from models.bundle import ModelBundle
+from pipeline.retrieval import HybridIndex
+from switchboard.config import load_settings
+
+EVAL_FILE = ROOT / "scripts" / "data" / "abcd_eval.toml"
+METHODS = ("hybrid", "lexical", "embedding")
+SETS = ("authored", "sample")
+CUTOFFS = (1, 3)
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    subflow: str  # the article id that should come back
+    set: str  # "authored" or "sample"
+    source: str = ""
+
+
+def load_queries(path: Path, limit: int = 0) -> list[Query]:
+    """The eval file's utterances: the first ``limit`` subflows (all when 0), then the
+    sample-dialogue turns."""
+    raw = tomllib.loads(path.read_text())
+    subflows = [k for k in raw if not k.startswith("_")]
+    if limit:
+        subflows = subflows[:limit]
+    queries = [Query(u, s, "authored") for s in subflows for u in raw[s]["utterances"]]
+    for name, dialogue in raw.get("_sample_dialogues", {}).items():
+        src = dialogue.get("source", name)
+        queries += [Query(u, dialogue["subflow"], "sample", src)
+                    for u in dialogue["utterances"]]
+    return queries
+
+
+def rank_of(ids: list[str], wanted: str) -> int | None:
+    """1-based rank of ``wanted`` in ``ids``, or None."""
+    return ids.index(wanted) + 1 if wanted in ids else None
+
+
+def summarise(ranks: list[int | None], ms: list[float]) -> dict[str, float]:
+    n = len(ranks)
+    row: dict[str, float] = {"n": n}
+    for k in CUTOFFS:
+        row[f"recall@{k}"] = sum(1 for r in ranks if r is not None and r <= k) / n if n else 0.0
+    row["mrr"] = sum(1 / r for r in ranks if r) / n if n else 0.0
+    srt = sorted(ms)
+    row["p50_ms"] = statistics.median(srt) if srt else 0.0
+    row["p95_ms"] = srt[min(len(srt) - 1, int(0.95 * len(srt)))] if srt else 0.0
+    return row
+
+
+def evaluate(indexes: dict[str, tuple[HybridIndex, bool]], queries: list[Query],
+             n_articles: int, top_k: int) -> dict:
+    """Rank every article for every query with every method."""
+    ranks: dict[tuple[str, str], list[int | None]] = {}
+    times: dict[tuple[str, str], list[float]] = {}
+    confusions: dict[str, Counter] = {m: Counter() for m in indexes}
+    misses: dict[str, list[dict]] = {m: [] for m in indexes}
+    per_subflow: dict[str, dict[str, list[int | None]]] = {m: {} for m in indexes}
+    for method, (index, lexical_only) in indexes.items():
+        index.search("warm up", k=top_k, lexical_only=lexical_only)
+        for q in queries:
+            t0 = time.perf_counter()
+            hits = index.search(q.text, k=n_articles, lexical_only=lexical_only)
+            ms = (time.perf_counter() - t0) * 1000
+            ids = [h.id for h in hits]
+            r = rank_of(ids, q.subflow)
+            ranks.setdefault((method, q.set), []).append(r)
+            times.setdefault((method, q.set), []).append(ms)
+            if q.set == "authored":
+                per_subflow[method].setdefault(q.subflow, []).append(r)
+            if ids and ids[0] != q.subflow:
+                confusions[method][(q.subflow, ids[0])] += 1
+            if r is None or r > top_k:
+                misses[method].append({"set": q.set, "text": q.text, "expected": q.subflow,
+                                       "rank": r, "top": ids[:top_k]})
+    results = []
+    for method in indexes:
+        for s in SETS:
+            if (method, s) in ranks:
+                results.append({"method": method, "set": s,
+                                **summarise(ranks[(method, s)], times[(method, s)])})
+    return {
+        "results": results,
+        "per_subflow_recall@3": {
+            m: {s: sum(1 for r in rs if r and r <= 3) / len(rs) for s, rs in by.items()}
+            for m, by in per_subflow.items()
+        },
+        "confusions": {
+            m: [{"expected": e, "predicted": p, "count": c} for (e, p), c in cnt.most_common()]
+            for m, cnt in confusions.items()
+        },
+        "confused_pairs": {m: _pairs(cnt) for m, cnt in confusions.items()},
+        "misses": misses,
+    }
+
+
+def _pairs(cnt: Counter) -> list[dict]:
+    """Top-1 confusions with direction dropped: {a, b} counts a→b and b→a together."""
+    pairs: Counter = Counter()
+    for (e, p), c in cnt.items():
+        pairs[tuple(sorted((e, p)))] += c
+    return [{"pair": list(k), "count": c} for k, c in pairs.most_common()]
+
+
+def build_indexes(settings) -> tuple[list, dict[str, tuple[HybridIndex, bool]]]:
+    """The pipeline's index, plus an embedding-only view over the same cached vectors."""
+    bundle = ModelBundle(settings)
+    articles, index = bundle.knowledge()
+    embedding_only = HybridIndex(articles, bundle.embedder(), lexical_weight=0.0,
+                                 cache_dir=bundle.embedding_cache)
+    return articles, {"hybrid": (index, False), "lexical": (index, True),
+                      "embedding": (embedding_only, False)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--limit", type=int, default=0, help="first N subflows of the eval file")
+    ap.add_argument("--eval-file", default=str(EVAL_FILE))
+    ap.add_argument("--config", default=None, help="settings TOML (defaults otherwise)")
+    ap.add_argument("--kb-dir", default=None, help="overrides settings nlu.kb_dir")
+    ap.add_argument("--lexical-weight", type=float, default=None,
+                    help="overrides settings nlu.lexical_weight for the hybrid method")
+    ap.add_argument("--json", default="out/eval_retrieval.json")
+    args = ap.parse_args(argv)
+
+    settings = load_settings(args.config)
+    if args.kb_dir:
+        settings.nlu.kb_dir = args.kb_dir
+    if args.lexical_weight is not None:
+        settings.nlu.lexical_weight = args.lexical_weight
+    kb_dir = Path(settings.nlu.kb_dir)
+    if not kb_dir.is_dir():
+        raise SystemExit(f"error: knowledge base not found at {kb_dir} (set nlu.kb_dir)")
+    queries = load_queries(Path(args.eval_file), args.limit)
+    articles, indexes = build_indexes(settings)
+    known = {a.id for a in articles}
+    unknown = sorted({q.subflow for q in queries} - known)
+    if unknown:
+        raise SystemExit(f"error: eval file names unknown subflows: {', '.join(unknown)}")
+
+    report = evaluate(indexes, queries, len(articles), settings.nlu.top_k)
+    print(f"{len(articles)} articles, lexical_weight {settings.nlu.lexical_weight}, "
+          f"{sum(q.set == 'authored' for q in queries)} authored + "
+          f"{sum(q.set == 'sample' for q in queries)} real sample-dialogue queries")
+    print(f"{'method':10} {'set':9} {'n':>4} {'R@1':>6} {'R@3':>6} {'MRR':>6} "
+          f"{'p50 ms':>7} {'p95 ms':>7}")
+    for r in report["results"]:
+        print(f"{r['method']:10} {r['set']:9} {r['n']:4d} {r['recall@1']:6.3f} "
+              f"{r['recall@3']:6.3f} {r['mrr']:6.3f} {r['p50_ms']:7.1f} {r['p95_ms']:7.1f}")
+    print("most confused subflow pairs (hybrid, top-1, both directions):")
+    for p in report["confused_pairs"]["hybrid"][:10]:
+        print(f"  {p['count']:3d}  {p['pair'][0]} <-> {p['pair'][1]}")
+
+    payload = {
+        "machine": machine(),
+        "kb": {"dir": str(kb_dir), "articles": len(articles)},
+        "settings": {"lexical_weight": settings.nlu.lexical_weight,
+                     "top_k": settings.nlu.top_k},
+        "eval_file": str(args.eval_file),
+        "limit": args.limit,
+        "methods": list(indexes),
+        **report,
+    }
+    write_json(args.json, payload)
+    return payload
+
+
+if __name__ == "__main__":
+    main()
