@@ -45,6 +45,7 @@ class ModelBundle:
         self._index = None
         self._articles = None
         self._intents = None
+        self._emotion = None
 
     def asr(self, model: str | None = None):
         """The shared WhisperASR for ``model`` (the configured primary by default)."""
@@ -120,9 +121,29 @@ class ModelBundle:
                 )
             return self._intents
 
+    def emotion(self):
+        """The anger/stress model (committed weights); raises ModelUnavailableError."""
+        from models.emotion import EmotionModel
+
+        with self._lock:
+            if self._emotion is None:
+                self._emotion = EmotionModel.load()
+            return self._emotion
+
     def warm_up(self) -> None:
-        """Load everything now rather than on the first call."""
+        """Load everything now rather than on the first call.
+
+        A missing model raises ModelUnavailableError; a missing knowledge base or intent
+        file does not: each call's graph reports it and runs without (CallGraph).
+        """
+        from pipeline.intents import IntentExamplesError
+        from pipeline.knowledge import KnowledgeBaseError
+
         self.asr()
         self.tts()
-        self.knowledge()
-        self.intents()
+        self.emotion()
+        for load in (self.knowledge, self.intents):
+            try:
+                load()
+            except (KnowledgeBaseError, IntentExamplesError):
+                pass

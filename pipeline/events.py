@@ -84,6 +84,26 @@ class ProsodyFeatures(Event):
 
 
 @dataclass
+class EmotionScore(Event):
+    """Anger and stress of one utterance on 0-10, against the speaker's own baseline.
+
+    ``anger`` and ``stress`` score the utterance; ``rolling_*`` are the call's running
+    values (what escalation reads: anger above 7 of 10 hands a caller to a human).
+    ``baseline_ready`` is False while the speaker's reference is still being learnt from
+    the call's first seconds (the population's neutral reference stands in).
+    """
+
+    kind: ClassVar[str] = "emotion"
+    utterance: int = 0
+    anger: float = 0.0  # angry against every other emotion
+    anger_vs_calm: float = 0.0  # angry against a neutral or calm voice
+    stress: float = 0.0  # high-arousal negative voice (the agent leg's stress)
+    rolling_anger: float = 0.0
+    rolling_stress: float = 0.0
+    baseline_ready: bool = False
+
+
+@dataclass
 class Passage:
     """One knowledge-base passage returned by retrieval."""
 

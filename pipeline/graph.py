@@ -99,7 +99,7 @@ class CallGraph:
             Ingress(ctx, leg, ring),
             VADStage(ctx, leg, bundle.vad_scorer),
             ASRStage(ctx, leg, ring, bundle),
-            ProsodyStage(ctx, leg, ring),
+            ProsodyStage(ctx, leg, ring, bundle.emotion()),
             NLUStage(ctx, leg, index, intents, bundle.embedder()),
             PolicyStage(ctx, leg, articles),
             self.tts,

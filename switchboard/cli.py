@@ -75,7 +75,7 @@ def cmd_simulate(args: argparse.Namespace, bundle=None) -> int:
     printer = [] if args.quiet else [TimelinePrinter()]
     store = CallStore(settings.store.url)
     result = asyncio.run(run_call(recording, settings, bundle, realtime=args.realtime,
-                                  subscribers=printer, store=store))
+                                  subscribers=printer, store=store, leg=args.leg))
     store.close()
     print()
     print("\n".join(latency_lines(result.latency)))
@@ -120,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ns = argparse.Namespace(call=str(call), realtime=True, json=str(out / f"call{i}.json"),
                                 wav=str(out / f"call{i}.wav"),
                                 metrics=str(out / f"call{i}.prom"), config=args.config,
-                                quiet=False, no_store=False)
+                                quiet=False, no_store=False, leg="caller")
         print(f"\n=== demo call {i} of {len(calls)}: {call.name} ===")
         status = max(status, cmd_simulate(ns, bundle))
     return status
@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--metrics", help="write Prometheus metrics (text format)")
     sim.add_argument("--quiet", action="store_true", help="latency table only")
     sim.add_argument("--no-store", action="store_true", help="do not record the call")
+    sim.add_argument("--leg", choices=["caller", "agent"], default="caller",
+                     help="whose voice the recording is (agent: stress, no bot replies)")
     sim.set_defaults(func=cmd_simulate)
 
     demo = sub.add_parser("demo", help="live demo on real recordings")

@@ -65,6 +65,12 @@ class ProsodyOptions:
     f0_min_hz: float = 60.0
     f0_max_hz: float = 400.0
     rolling_alpha: float = 0.3  # weight of the newest utterance in the rolling features
+    # Anger/stress (models/emotion.py): the speaker's reference is learnt from this much of
+    # their first speech in the call; the rolling scores weigh the newest utterance so.
+    baseline_min_s: float = 3.0
+    baseline_max_s: float = 12.0
+    emotion_alpha: float = 0.5
+    emotion_window_s: float = 8.0  # a longer turn is scored on its last 8 s (cost ~20 ms)
 
 
 @dataclass
@@ -82,8 +88,8 @@ class NLUOptions:
     intent_examples: list[str] = field(
         default_factory=lambda: [str(ROOT / "pipeline" / "data" / "intents" / "abcd.toml")]
     )
-    oos_threshold: float = 0.0  # best intent's SVM margin below this: "out_of_scope"
-    lexical_oos_threshold: float = 0.0  # the same for the n-gram-only classifier (lexical rung)
+    oos_threshold: float = -0.20  # best intent's SVM margin below this: "out_of_scope"
+    lexical_oos_threshold: float = -0.58  # the same for the n-gram-only classifier (lexical rung)
 
 
 @dataclass

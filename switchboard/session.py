@@ -20,8 +20,9 @@ from telephony.audio_file import Recording
 log = logging.getLogger(__name__)
 
 #: Steps reported in the latency table, in pipeline order.
-REPORTED_STEPS = ("vad", "asr_partial", "asr_final", "prosody", "emotion", "embedding",
-                  "retrieval", "intent", "nlu", "tts_first_audio", "voice_to_voice")
+REPORTED_STEPS = ("vad", "asr_partial", "asr_final", "prosody", "emotion", "emotion_update",
+                  "embedding", "retrieval", "intent", "nlu", "tts_first_audio",
+                  "voice_to_voice")
 
 
 @dataclass
@@ -69,8 +70,11 @@ async def run_call(
     subscribers=(),
     store: CallStore | None = None,
     call_id: str | None = None,
+    leg: str = "caller",
 ) -> CallResult:
-    """Play ``recording`` as the caller leg of a new call and collect what happened."""
+    """Play ``recording`` as one leg of a new call (the caller's by default; "agent" for an
+    agent's earpiece microphone: analysed for stress, never answered by the bot) and
+    collect what happened."""
     call_id = call_id or uuid.uuid4().hex[:12]
     ctx = CallContext(call_id=call_id, settings=settings)
     for sub in subscribers:
@@ -80,9 +84,9 @@ async def run_call(
     status, error = "completed", None
     graph: CallGraph | None = None
     try:
-        graph = CallGraph(ctx, bundle)
+        graph = CallGraph(ctx, bundle, leg)
         graph.prewarm()
-        await graph.run(file_source.frames(recording, realtime=realtime))
+        await graph.run(file_source.frames(recording, leg=leg, realtime=realtime))
     except Exception as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         log.exception("call %s failed", call_id)

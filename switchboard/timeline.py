@@ -29,8 +29,13 @@ def describe(event: Event) -> str | None:
         return (f"prosody    F0 {e.f0_median_hz:.0f} Hz, range {e.f0_range_st:.1f} st, "
                 f"rate {e.speaking_rate_sps:.1f} syl/s, level {e.energy_db:.0f} dBFS "
                 f"(rolling F0 {e.rolling.get('f0_median_hz', 0):.0f} Hz)")
+    if k == "emotion":
+        reference = "own baseline" if e.baseline_ready else "learning baseline"
+        return (f"emotion    anger {e.anger:.1f}/10 (rolling {e.rolling_anger:.1f}), stress "
+                f"{e.stress:.1f}/10 (rolling {e.rolling_stress:.1f}), {reference}")
     if k == "intent":
-        return f"intent     {e.intent} ({e.confidence:.2f})"
+        others = ", ".join(f"{name} {score:.2f}" for name, score in e.candidates[1:])
+        return f"intent     {e.intent} ({e.confidence:.2f})" + (f"  [{others}]" if others else "")
     if k == "knowledge":
         hits = " | ".join(f"{p.title} {p.score:.2f}" for p in e.passages)
         return f"knowledge  {hits or '(none)'}"

@@ -26,7 +26,8 @@ class PolicyStage(Stage):
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
         if (isinstance(frame, EventFrame) and isinstance(frame.event, IntentDetected)
-                and frame.event.leg == self.leg and self.ctx.settings.policy.mode == "bot"):
+                and frame.event.leg == self.leg == "caller"
+                and self.ctx.settings.policy.mode == "bot"):
             await self._reply(frame.event)
 
     async def _reply(self, intent: IntentDetected) -> None:

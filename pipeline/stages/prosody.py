@@ -1,7 +1,9 @@
-"""Prosody stage: pitch, energy and speaking rate per utterance, and rolling per call.
+"""Prosody stage: voice features, anger and stress per utterance, and rolling per call.
 
-The rolling values are an exponential average over utterances (``rolling_alpha`` for the
-newest), the basis the anger and stress scores (understanding issue) build on.
+Per finished utterance: pitch, energy and speaking rate (``ProsodyFeatures``), and the
+0-10 anger and stress scores (``EmotionScore``) from models/emotion.py, measured against
+the speaker's own reference learnt from their first seconds of speech in the call: a loud
+person is not an angry person. Rolling values are exponential averages over utterances.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from dataclasses import asdict
 
 from pipecat.processors.frame_processor import FrameDirection
 
+from models.emotion import MIN_DURATION_S, voice_features
 from models.prosody import analyse
 from pipeline.audio_ring import AudioRing
 from pipeline.context import CallContext
-from pipeline.events import ProsodyFeatures, SpeechEnded
+from pipeline.events import EmotionScore, ProsodyFeatures, SpeechEnded
 from pipeline.frames import EventFrame
 from pipeline.stages.base import Stage
 
@@ -24,10 +27,16 @@ class ProsodyStage(Stage):
 
     stage_name = "prosody"
 
-    def __init__(self, ctx: CallContext, leg: str, ring: AudioRing):
+    def __init__(self, ctx: CallContext, leg: str, ring: AudioRing, emotion=None):
         super().__init__(ctx, leg)
         self._ring = ring
         self._rolling: dict[str, float] = {}
+        self._emotion = emotion  # models.emotion.EmotionModel, or None
+        opts = ctx.settings.prosody
+        self._baseline = None if emotion is None else emotion.new_baseline(
+            opts.baseline_min_s, opts.baseline_max_s
+        )
+        self._rolling_emotion: dict[str, float] = {}
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -61,3 +70,39 @@ class ProsodyStage(Stage):
             rolling=dict(self._rolling), **values,
         ))
         await self.observe("prosody", ms, ended.t_audio)
+        if self._emotion is not None and len(audio) >= MIN_DURATION_S * self._ring.rate:
+            # Long turns are scored on their last seconds: the cost grows with length, and
+            # where a turn ends up is what matters for escalation.
+            window = int(self.ctx.settings.prosody.emotion_window_s * self._ring.rate)
+            await self._score_emotion(ended, audio[-window:])
+
+    async def _score_emotion(self, ended: SpeechEnded, audio) -> None:
+        started = time.perf_counter()
+        try:
+            scores, ready = await self.run_blocking(self._emotion_scores, audio)
+        except Exception as exc:  # noqa: BLE001
+            await self.fail(ended.t_audio, exc)
+            return
+        ms = (time.perf_counter() - started) * 1000
+        a = self.ctx.settings.prosody.emotion_alpha
+        for key in ("anger", "stress"):
+            value, old = getattr(scores, key), self._rolling_emotion.get(key)
+            self._rolling_emotion[key] = value if old is None else a * value + (1 - a) * old
+        latency = self.clock.latency_ms(ended.t_audio)
+        await self.emit(EmotionScore(
+            call_id=self.ctx.call_id, leg=self.leg, t_audio=ended.t_audio, latency_ms=latency,
+            utterance=ended.utterance, anger=scores.anger, anger_vs_calm=scores.anger_vs_calm,
+            stress=scores.stress, rolling_anger=self._rolling_emotion["anger"],
+            rolling_stress=self._rolling_emotion["stress"], baseline_ready=ready,
+        ))
+        await self.observe("emotion", ms, ended.t_audio)
+        await self.observe("emotion_update", latency, ended.t_audio)
+
+    def _emotion_scores(self, audio):
+        """On the worker: features, then the score against the reference so far; the
+        utterance then joins the reference while the call is in its first seconds."""
+        feats = voice_features(audio, self._ring.rate)
+        scores = self._emotion.score(feats, self._baseline.mean())
+        ready = self._baseline.ready
+        self._baseline.add(feats, len(audio) / self._ring.rate)
+        return scores, ready

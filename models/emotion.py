@@ -1,0 +1,520 @@
+"""Anger and stress scores from the voice: level-invariant features and pure-numpy heads.
+
+The front end is the production port of the research extractor (docs/research/anger-prosody.md,
+``docs/research/anger/feats.py``). Everything is computed on an 8 kHz band, so a wideband
+microphone and a G.711 telephone leg go through the same analysis, and every feature is a
+ratio or a difference of levels: spectral tilt (alpha ratio, Hammarberg index, slopes, band
+ratios), harmonics-to-noise ratio, MFCC 1-12 statistics (MFCC 0, the level, is dropped),
+pitch in semitones and the *relative* dynamics of the frame energy. No absolute loudness
+feature is used: on a phone line the level says more about the handset and the gain than
+about the caller (the research measured a loudness-based model falling from 0.85 to 0.66
+balanced accuracy on the telephone copy).
+
+Two noise floors make the spectra robust to codec and background noise (without them the
+telephone copy moved the score by 2-4 points on average): a flat floor 35 dB below the
+utterance's loud (p95) frames, which emulates a channel with a fixed signal-to-noise ratio,
+and a per-frame floor 20 dB below the frame's mean in-band level, which hides the μ-law
+quantisation noise between harmonics.
+
+Scores are relative to the speaker: the features of an utterance minus the speaker's own
+neutral reference (:class:`SpeakerBaseline`, learnt from the first seconds of the call, or
+the population's neutral mean stored with the weights until then). The three heads are
+logistic regressions trained by ``scripts/train_emotion`` and evaluated in numpy from the
+JSON weights file, so nothing beyond numpy and scipy runs in the pipeline. Their
+speaker-independent figures come from ``scripts/eval_emotion``.
+
+Known limit: a phone line's 300-3400 Hz band-pass still moves scores (mean 0.6-0.7 points,
+a fifth of the clips by more than 1) although the heads are trained on band-passed copies
+too: the features below 300 Hz (alpha ratio, low spectral slope, the first mel bands) see
+it. Gain and G.711 alone move them by about 0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.fft import dct, irfft, rfft
+
+from models.registry import ModelUnavailableError
+from telephony.resample import resample
+
+#: Changes whenever a feature's definition changes; weights trained for another version are
+#: refused at load time, and cached training features are recomputed.
+FEATURE_VERSION = "vq8k-2"
+
+#: The band every feature is computed on (telephone band; wideband input is resampled).
+ANALYSIS_RATE = 8000
+#: Shorter audio has too few frames for the statistics to mean anything.
+MIN_DURATION_S = 0.25
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "data" / "emotion_v1.json"
+_MODEL_NAME = "emotion"
+_PACKAGE = "switchboard (models/data/emotion_v1.json; rebuild it with scripts/train_emotion)"
+
+# Analysis frames at 8 kHz: 25 ms windows, 10 ms hop for the spectra; 40 ms windows for the
+# pitch (two periods of a 50 Hz voice). 512 points are enough for the pitch autocorrelation:
+# circular wrap-around only reaches lags above 512 - 320 = 192 > _LAG_MAX (the research's
+# 1024 gave the same numbers at twice the cost).
+_FL, _HOP, _NFFT = 200, 80, 256
+_PFL, _PNFFT = 320, 512
+_LAG_MIN, _LAG_MAX = ANALYSIS_RATE // 450, ANALYSIS_RATE // 60
+_UTT_FLOOR_DB = 35.0  # flat floor below the utterance's p95 frame energy
+_FRAME_FLOOR_DB = 20.0  # per-frame floor below the frame's mean in-band bin level
+_ACTIVE_DB = 25.0  # frames within this of the p95 energy count as speech
+_VOICED_R = 0.5  # normalised autocorrelation peak above which a frame is voiced
+
+
+def _hz_band(freqs: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return (freqs >= lo) & (freqs < hi)
+
+
+def _mel_filterbank(freqs: np.ndarray, n: int = 24, lo: float = 100.0,
+                    hi: float = 3800.0) -> np.ndarray:
+    def mel(f: float) -> float:
+        return 2595.0 * math.log10(1.0 + f / 700.0)
+
+    edges = 700.0 * (10 ** (np.linspace(mel(lo), mel(hi), n + 2) / 2595.0) - 1.0)
+    fb = np.zeros((n, len(freqs)))
+    for i in range(n):
+        a, b, c = edges[i], edges[i + 1], edges[i + 2]
+        fb[i] = np.clip(np.minimum((freqs - a) / (b - a), (c - freqs) / (c - b)), 0, None)
+    return fb.astype(np.float32)
+
+
+_FREQS = np.arange(_NFFT // 2 + 1) * ANALYSIS_RATE / _NFFT
+_WIN = np.hanning(_FL).astype(np.float32)
+_PWIN = np.hanning(_PFL)
+# Autocorrelation of the pitch window: dividing by it corrects the taper's decay with lag
+# (Boersma 1993), so the peak height is a usable voicing strength / HNR estimate.
+_WIN_ACF = irfft(np.abs(rfft(_PWIN, _PNFFT)) ** 2)[: _LAG_MAX + 2]
+_WIN_ACF = _WIN_ACF / _WIN_ACF[0]
+_MEL_FB = _mel_filterbank(_FREQS)
+_B_LO, _B_HI = _hz_band(_FREQS, 50, 1000), _hz_band(_FREQS, 1000, 3400)  # alpha ratio
+_B_H0, _B_H1 = _hz_band(_FREQS, 0, 2000), _hz_band(_FREQS, 2000, 3400)  # Hammarberg index
+_B_S1, _B_S2 = _hz_band(_FREQS, 0, 500), _hz_band(_FREQS, 500, 1500)  # spectral slopes
+_B_SP = _hz_band(_FREQS, 300, 3400)  # the telephone speech band
+_BANDS = [_hz_band(_FREQS, lo, hi) for lo, hi in ((300, 800), (800, 1500), (1500, 2500),
+                                                    (2500, 3400))]
+
+_PROSODY = (
+    "e_std", "e_range", "e_dabs", "act_frac", "e_peak_minus_mean", "voiced_frac",
+    "f0_med", "f0_p10", "f0_p90", "f0_range", "f0_std", "f0_slope", "f0_dabs", "shim_db",
+    "hnr_mean", "rate",
+)
+_VOICE_QUALITY = (
+    "alpha_mean", "alpha_std", "hamm_mean", "hamm_std", "slope0_500_mean",
+    "slope500_1500_mean", "centroid_mean", "centroid_std", "flatness_mean", "rolloff_mean",
+    "flux_mean", "flux_std", "band0", "band1", "band2", "band3",
+)
+_MFCC = tuple(f"mfcc{i}_{s}" for i in range(1, 13) for s in ("mean", "std"))
+# Added after the research (LOSO, angry vs rest .846 -> .859, ROC-AUC .910 -> .939):
+# spectral dynamics (delta-cepstrum spread), finer spectral envelope (MFCC 13-19), the
+# envelope of the voiced frames only, vocal effort (how tilt follows level within the
+# utterance), pitch contour shape, rhythm (2-8 Hz envelope modulation) and spreads.
+_EXTRA = (
+    *(f"dmfcc{i}_std" for i in range(13)),
+    *(f"mfcc{i}_mean" for i in range(13, 20)),
+    *(f"vmfcc{i}_mean" for i in range(1, 13)),
+    "alpha_vs_level", "centroid_vs_level",
+    "f0_up", "f0_down", "f0_rise_frac", "f0_energy_corr",
+    "mod_2_8",
+    "band0_std", "band1_std", "band2_std", "band3_std", "hnr_std", "hnr_p90",
+)
+#: Names of the entries of :func:`voice_features`'s vector, in order.
+FEATURE_NAMES: tuple[str, ...] = _PROSODY + _VOICE_QUALITY + _MFCC + _EXTRA
+N_FEATURES = len(FEATURE_NAMES)
+
+
+def _frames(y: np.ndarray, length: int, hop: int) -> np.ndarray:
+    n = 1 + max(0, (len(y) - length) // hop)
+    idx = np.arange(length)[None, :] + hop * np.arange(n)[:, None]
+    return y[idx]
+
+
+def _slope(y: np.ndarray, x: np.ndarray) -> np.ndarray | float:
+    """Least-squares slope of y against x along the last axis."""
+    x = x - x.mean()
+    d = float((x * x).sum())
+    if d <= 0:
+        return 0.0
+    return (x * (y - y.mean(axis=-1, keepdims=True))).sum(-1) / d
+
+
+def voice_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Level-invariant voice features of one utterance, as a float64 vector.
+
+    ``audio`` is mono float in [-1, 1] at any ``sample_rate``; it is analysed on an 8 kHz
+    band. The entries are named by :data:`FEATURE_NAMES`. Raises ``ValueError`` for audio
+    that is not 1-D, not finite, or shorter than :data:`MIN_DURATION_S`.
+    """
+    x = np.asarray(audio)
+    if x.ndim != 1:
+        raise ValueError(f"voice_features needs mono 1-D audio, got shape {x.shape}")
+    if sample_rate <= 0:
+        raise ValueError(f"invalid sample rate {sample_rate}")
+    duration = len(x) / sample_rate
+    if duration < MIN_DURATION_S:
+        raise ValueError(
+            f"utterance too short for voice features: {duration:.3f} s "
+            f"(minimum {MIN_DURATION_S} s)"
+        )
+    if not np.all(np.isfinite(x)):
+        raise ValueError("audio contains NaN or infinite samples")
+    y = resample(x.astype(np.float64, copy=False), sample_rate, ANALYSIS_RATE).astype(np.float64)
+    y = y - y.mean()
+    o: dict[str, float] = {}
+
+    spec_frames = _frames(y, _FL, _HOP).astype(np.float32)
+    # The 1e-12 keeps digital silence finite; it is far below any real frame's power.
+    power = np.abs(rfft(spec_frames * _WIN, _NFFT, axis=1)) ** 2 + 1e-12
+    n_sp = int(_B_SP.sum())
+    ref = float(np.percentile(10 * np.log10(power[:, _B_SP].sum(1) + 1e-10), 95))
+    # Flat floor relative to the loud frames: what codec or line noise adds in the quiet
+    # frames then no longer changes the features, and the floor scales with the gain.
+    power = power + 10 ** ((ref - _UTT_FLOOR_DB) / 10) / n_sp
+    energy = power[:, _B_SP].sum(1)
+    edb = 10 * np.log10(energy)
+    # Per-frame floor: fills the valleys between harmonics where μ-law noise lives.
+    power = power + (energy / n_sp)[:, None] * 10 ** (-_FRAME_FLOOR_DB / 10)
+    active = edb > ref - _ACTIVE_DB
+    if active.sum() < 5:
+        active[:] = True
+
+    # Energy dynamics, all relative to the utterance's own level.
+    ea = edb[active]
+    o["e_std"] = float(ea.std())
+    o["e_range"] = float(np.percentile(ea, 90) - np.percentile(ea, 10))
+    both = active[1:] & active[:-1]
+    o["e_dabs"] = float(np.mean(np.abs(np.diff(edb))[both])) if both.any() else 0.0
+    o["act_frac"] = float(active.mean())
+    o["e_peak_minus_mean"] = float(ref - ea.mean())
+
+    # Pitch: normalised autocorrelation with window correction and parabolic interpolation.
+    pitch_frames = _frames(y, _PFL, _HOP)
+    n = min(len(pitch_frames), len(spec_frames))
+    pitch_frames = pitch_frames[:n]
+    acf = irfft(np.abs(rfft(pitch_frames * _PWIN, _PNFFT, axis=1)) ** 2, axis=1)
+    acf = acf[:, : _LAG_MAX + 2]
+    acf = acf / (acf[:, :1] + 1e-12) / _WIN_ACF[None, :]
+    seg = acf[:, _LAG_MIN: _LAG_MAX + 1]
+    k = np.argmax(seg, 1)
+    rows = np.arange(n)
+    r = seg[rows, k]
+    kk = np.clip(k + _LAG_MIN, 1, _LAG_MAX)
+    a0, a1, a2 = acf[rows, kk - 1], acf[rows, kk], acf[rows, kk + 1]
+    den = a0 - 2 * a1 + a2
+    safe = np.where(np.abs(den) > 1e-9, den, 1.0)
+    shift = np.where(np.abs(den) > 1e-9, 0.5 * (a0 - a2) / safe, 0.0)
+    f0 = ANALYSIS_RATE / (kk + np.clip(shift, -1, 1))
+    voiced = (r > _VOICED_R) & active[:n]
+    st = 12 * np.log2(f0 / 100.0)  # semitones re 100 Hz; the baseline removes the register
+    if voiced.sum() >= 5:
+        # Octave errors: a frame more than 9 semitones off the median is moved an octave.
+        d = st - np.median(st[voiced])
+        st = np.where(d > 9, st - 12, np.where(d < -9, st + 12, st))
+    vs = st[voiced]
+    o["voiced_frac"] = float(voiced.sum() / max(1, active[:n].sum()))
+    if len(vs) >= 5:
+        t = np.arange(n)[voiced] * _HOP / ANALYSIS_RATE
+        o["f0_med"] = float(np.median(vs))
+        o["f0_p10"] = float(np.percentile(vs, 10))
+        o["f0_p90"] = float(np.percentile(vs, 90))
+        o["f0_range"] = o["f0_p90"] - o["f0_p10"]
+        o["f0_std"] = float(vs.std())
+        o["f0_slope"] = float(_slope(vs, t))
+        # Frame-to-frame pitch and level changes on consecutive voiced frames: coarse
+        # jitter and shimmer proxies (true cycle-to-cycle values need a period tracker).
+        cons = voiced[1:] & voiced[:-1]
+        dst = np.abs(np.diff(st))[cons]
+        o["f0_dabs"] = float(np.median(dst)) if len(dst) else 0.0
+        de = np.abs(np.diff(edb[:n]))[cons]
+        o["shim_db"] = float(np.median(de)) if len(de) else 0.0
+        # Contour shape: excursions above and below the median, share of rising frames,
+        # and whether pitch peaks go with loudness peaks (stressed, emphatic speech).
+        o["f0_up"] = float(np.percentile(vs, 95) - o["f0_med"])
+        o["f0_down"] = float(o["f0_med"] - np.percentile(vs, 5))
+        rises = np.diff(st)[cons]
+        o["f0_rise_frac"] = float((rises > 0.3).mean()) if len(rises) else 0.0
+        ev = edb[:n][voiced]
+        o["f0_energy_corr"] = (float(np.corrcoef(vs, ev)[0, 1])
+                               if vs.std() > 1e-9 and ev.std() > 1e-9 else 0.0)
+    else:
+        for key in ("f0_med", "f0_p10", "f0_p90", "f0_range", "f0_std", "f0_slope",
+                    "f0_dabs", "shim_db", "f0_up", "f0_down", "f0_rise_frac",
+                    "f0_energy_corr"):
+            o[key] = 0.0
+    rv = np.clip(r[voiced], 0.01, 0.999)
+    hnr = 10 * np.log10(rv / (1 - rv))
+    o["hnr_mean"] = float(hnr.mean()) if len(hnr) else 0.0
+    o["hnr_std"] = float(hnr.std()) if len(hnr) else 0.0
+    o["hnr_p90"] = float(np.percentile(hnr, 90)) if len(hnr) else 0.0
+    # Voiced segments per active second: a speaking-rate proxy.
+    edges = np.diff(np.concatenate([[0], voiced.astype(int), [0]]))
+    o["rate"] = int((edges == 1).sum()) / max(0.1, active.sum() * _HOP / ANALYSIS_RATE)
+
+    # Spectral shape: every feature is a ratio of band powers, hence gain invariant.
+    pa = power[active]
+    pv = power[:n][voiced] if voiced.sum() >= 5 else pa
+    ldb = 10 * np.log10(pv)
+    alpha = 10 * np.log10(pv[:, _B_LO].sum(1) / pv[:, _B_HI].sum(1))
+    hamm = ldb[:, _B_H0].max(1) - ldb[:, _B_H1].max(1)
+    o["alpha_mean"], o["alpha_std"] = float(alpha.mean()), float(alpha.std())
+    o["hamm_mean"], o["hamm_std"] = float(hamm.mean()), float(hamm.std())
+    o["slope0_500_mean"] = float(np.mean(_slope(ldb[:, _B_S1], _FREQS[_B_S1] / 1000)))
+    o["slope500_1500_mean"] = float(np.mean(_slope(ldb[:, _B_S2], _FREQS[_B_S2] / 1000)))
+    ps = pa[:, _B_SP]
+    fs = _FREQS[_B_SP]
+    tot = ps.sum(1)
+    centroid = (ps * fs).sum(1) / tot / 1000
+    o["centroid_mean"], o["centroid_std"] = float(centroid.mean()), float(centroid.std())
+    flatness = np.exp(np.mean(np.log(ps), 1)) / np.mean(ps, 1)
+    o["flatness_mean"] = float(np.mean(10 * np.log10(flatness)))
+    cum = np.cumsum(ps, 1) / tot[:, None]
+    o["rolloff_mean"] = float(np.mean(fs[np.argmax(cum >= 0.85, 1)] / 1000))
+    pn = power / power[:, _B_SP].sum(1, keepdims=True)
+    flux = np.sqrt(((np.sqrt(pn[1:]) - np.sqrt(pn[:-1])) ** 2).sum(1))[active[1:]]
+    if len(flux) == 0:
+        flux = np.zeros(1)
+    o["flux_mean"], o["flux_std"] = float(flux.mean()), float(flux.std())
+    for i, band in enumerate(_BANDS):
+        rel = 10 * np.log10(pa[:, band].sum(1) / tot)
+        o[f"band{i}"], o[f"band{i}_std"] = float(rel.mean()), float(rel.std())
+
+    # Vocal effort: louder syllables of an effortful (angry) voice have a flatter tilt, so
+    # the within-utterance slope of tilt against frame level (dB per dB: gain free).
+    level = edb[active]
+    alpha_active = 10 * np.log10(pa[:, _B_LO].sum(1) / pa[:, _B_HI].sum(1))
+    flat_level = level.std() <= 1e-9
+    o["alpha_vs_level"] = 0.0 if flat_level else float(_slope(alpha_active, level))
+    o["centroid_vs_level"] = 0.0 if flat_level else float(_slope(centroid, level))
+
+    # Rhythm: share of the level envelope's modulation at syllable rates (2-8 Hz).
+    env = 10 ** (edb / 20)
+    nfft = max(512, 1 << (len(env) - 1).bit_length())
+    mod = np.abs(np.fft.rfft(env - env.mean(), nfft)) ** 2
+    mod_f = np.fft.rfftfreq(nfft, _HOP / ANALYSIS_RATE)
+    syllabic = mod[(mod_f >= 2) & (mod_f < 8)].sum()
+    o["mod_2_8"] = float(10 * np.log10(syllabic / (mod[mod_f > 0.5].sum() + 1e-20) + 1e-12))
+
+    # Cepstra of every frame (deltas need the neighbours); MFCC 0 is the level: only its
+    # delta (a relative level change) is used.
+    cep = dct(np.log(power @ _MEL_FB.T + 1e-10), type=2, norm="ortho", axis=1)[:, :20]
+    ca = cep[active]
+    for i in range(1, 13):
+        o[f"mfcc{i}_mean"] = float(ca[:, i].mean())
+        o[f"mfcc{i}_std"] = float(ca[:, i].std())
+    for i in range(13, 20):
+        o[f"mfcc{i}_mean"] = float(ca[:, i].mean())
+    cv = cep[:n][voiced] if voiced.sum() >= 5 else ca
+    for i in range(1, 13):
+        o[f"vmfcc{i}_mean"] = float(cv[:, i].mean())
+    # Regression deltas over +-2 frames (HTK's formula), spread over the speech frames.
+    delta = np.zeros((len(cep), 13))
+    c13 = cep[:, :13]
+    delta[2:-2] = (c13[4:] - c13[:-4] + 2 * (c13[3:-1] - c13[1:-3])) / 10
+    da = delta[active]
+    for i in range(13):
+        o[f"dmfcc{i}_std"] = float(da[:, i].std())
+
+    return np.array([o[name] for name in FEATURE_NAMES], dtype=np.float64)
+
+
+class SpeakerBaseline:
+    """A speaker's neutral reference, learnt from the first utterances of a call.
+
+    The anger scores compare an utterance with how this speaker sounds at rest: the features
+    of the opening utterances are averaged (weighted by duration) until ``max_seconds`` of
+    speech have been seen, then the reference is frozen so that a later escalation does not
+    drag it along. It is ``ready`` after ``min_seconds``; until then :meth:`mean` is ``None``
+    and :meth:`EmotionModel.score` falls back to the population's neutral mean.
+
+    With a ``prior`` (the population mean, see :meth:`EmotionModel.new_baseline`) the mean
+    is shrunk toward it as if ``prior_seconds`` of average speech had been heard too: a
+    reference from one 3 s utterance is noisy, and the shrinkage recovers part of what it
+    loses (leave-one-speaker-out, angry vs rest with a 3 s reference: .80-.81 without,
+    .83-.84 with it, .86-.87 with the speaker's whole neutral set; see scripts/eval_emotion).
+
+    A caller who is already angry in the first seconds makes anger look like their normal
+    voice: the scores then under-state, never over-state, the anger.
+    """
+
+    def __init__(self, min_seconds: float = 3.0, max_seconds: float = 12.0,
+                 prior: np.ndarray | None = None, prior_seconds: float = 6.0):
+        if min_seconds < 0 or max_seconds < min_seconds or prior_seconds < 0:
+            raise ValueError("need 0 <= min_seconds <= max_seconds and prior_seconds >= 0")
+        self.min_seconds = min_seconds
+        self.max_seconds = max_seconds
+        self._prior = None if prior is None else _checked(prior)
+        self.prior_seconds = prior_seconds if prior is not None else 0.0
+        self._sum: np.ndarray | None = None
+        self._seconds = 0.0
+
+    @property
+    def seconds(self) -> float:
+        """Speech seconds that went into the reference."""
+        return self._seconds
+
+    @property
+    def ready(self) -> bool:
+        """Whether enough speech has been seen for the reference to be the speaker's own."""
+        return self._sum is not None and self._seconds >= self.min_seconds
+
+    def add(self, features: np.ndarray, duration_s: float) -> bool:
+        """Add one utterance's features; returns whether it was used (False once frozen)."""
+        f = _checked(features)
+        if self._seconds >= self.max_seconds or duration_s <= 0:
+            return False
+        self._sum = f * duration_s if self._sum is None else self._sum + f * duration_s
+        self._seconds += duration_s
+        return True
+
+    def mean(self) -> np.ndarray | None:
+        """The reference feature vector, or ``None`` while not :attr:`ready`."""
+        if not self.ready or self._sum is None:
+            return None
+        if self._prior is None:
+            return self._sum / self._seconds
+        return (self._sum + self.prior_seconds * self._prior) / (
+            self._seconds + self.prior_seconds)
+
+
+def _checked(features: np.ndarray) -> np.ndarray:
+    f = np.asarray(features, dtype=np.float64)
+    if f.shape != (N_FEATURES,) or not np.all(np.isfinite(f)):
+        raise ValueError(f"expected {N_FEATURES} finite features, got shape {f.shape}")
+    return f
+
+
+@dataclass(frozen=True)
+class EmotionScores:
+    """Scores of one utterance on 0-10 (10 x the head's probability; 5 is its threshold).
+
+    ``anger``: angry against every other emotion. ``anger_vs_calm``: angry against a neutral
+    or calm voice (the escalation decision); it was never shown the other emotions, and
+    surprised, fearful or happy voices score high on it too, so it sharpens ``anger`` rather
+    than replacing it. ``stress``: a high-arousal negative voice (angry or fearful) against
+    a neutral or calm one, a proxy for agent stress (no stress-labelled data was available
+    to train on); surprised and happy voices score high on it as well.
+    """
+
+    anger: float
+    anger_vs_calm: float
+    stress: float
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+class _LogisticHead:
+    """Standardisation followed by a logistic regression: p = sigmoid(coef . z + intercept)."""
+
+    def __init__(self, spec: dict[str, Any]):
+        if spec.get("kind") != "logistic":
+            raise ValueError(f"unknown head kind {spec.get('kind')!r}")
+        self.mean = _vector(spec, "scaler_mean")
+        self.scale = _vector(spec, "scaler_scale")
+        self.coef = _vector(spec, "coef")
+        self.intercept = float(spec["intercept"])
+        if np.any(self.scale <= 0) or not math.isfinite(self.intercept):
+            raise ValueError("scaler_scale must be positive and the intercept finite")
+        # Folded into one dot product: coef . (x - mean) / scale = w . x + b.
+        self._w = self.coef / self.scale
+        self._b = self.intercept - float(self._w @ self.mean)
+
+    def probability(self, x: np.ndarray) -> float:
+        return _sigmoid(float(x @ self._w) + self._b)
+
+
+def _vector(spec: dict[str, Any], key: str) -> np.ndarray:
+    v = np.asarray(spec[key], dtype=np.float64)
+    if v.shape != (N_FEATURES,) or not np.all(np.isfinite(v)):
+        raise ValueError(f"{key}: expected {N_FEATURES} finite numbers")
+    return v
+
+
+HEADS = ("anger", "anger_vs_calm", "stress")
+
+
+class EmotionModel:
+    """The three heads and the population's neutral baseline, loaded from a JSON file."""
+
+    def __init__(self, heads: dict[str, _LogisticHead], fallback_baseline: np.ndarray,
+                 meta: dict[str, Any]):
+        self._heads = heads
+        self.fallback_baseline = fallback_baseline
+        self.meta = meta
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> EmotionModel:
+        """Read the weights (default: the committed ``models/data/emotion_v1.json``).
+
+        A missing, unreadable or inconsistent file, or one trained for another
+        :data:`FEATURE_VERSION`, raises :class:`models.registry.ModelUnavailableError`.
+        """
+        p = Path(path) if path is not None else DEFAULT_WEIGHTS
+        try:
+            spec = json.loads(p.read_text())
+        except FileNotFoundError as exc:
+            raise ModelUnavailableError(_MODEL_NAME, _PACKAGE, f"{p} missing") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelUnavailableError(_MODEL_NAME, _PACKAGE, f"{p} unreadable: {exc}") from exc
+        try:
+            return cls.from_spec(spec)
+        except ValueError as exc:
+            raise ModelUnavailableError(_MODEL_NAME, _PACKAGE, f"{p} corrupt: {exc}") from exc
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> EmotionModel:
+        """Build the model from the weights file's parsed content (``ValueError`` if invalid).
+
+        The training and evaluation scripts use this to score with exactly the code the
+        pipeline runs.
+        """
+        try:
+            if spec["feature_version"] != FEATURE_VERSION:
+                raise ValueError(
+                    f"trained for features {spec['feature_version']!r}, "
+                    f"code computes {FEATURE_VERSION!r}"
+                )
+            if list(spec["features"]) != list(FEATURE_NAMES):
+                raise ValueError("feature names differ from the extractor's")
+            heads = {name: _LogisticHead(spec["heads"][name]) for name in HEADS}
+            fallback = _vector(spec, "fallback_baseline")
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ValueError(f"missing or malformed entry: {exc!r}") from exc
+        meta = {k: v for k, v in spec.items()
+                if k not in ("heads", "fallback_baseline", "features")}
+        return cls(heads, fallback, meta)
+
+    def new_baseline(self, min_seconds: float = 3.0, max_seconds: float = 12.0,
+                     prior_seconds: float = 6.0) -> SpeakerBaseline:
+        """A :class:`SpeakerBaseline` for a new call leg, shrunk toward this model's
+        population mean (the configuration scripts/eval_emotion measures as "call")."""
+        return SpeakerBaseline(min_seconds, max_seconds, self.fallback_baseline, prior_seconds)
+
+    def score(self, features: np.ndarray, baseline: np.ndarray | None) -> EmotionScores:
+        """Scores of one utterance's features against the speaker's baseline.
+
+        ``baseline`` is :meth:`SpeakerBaseline.mean`; ``None`` uses the population's neutral
+        mean, so a score exists from the first utterance (less accurate: it cannot tell a
+        high-pitched voice from a raised one as well as the speaker's own reference).
+        """
+        f = np.asarray(features, dtype=np.float64)
+        if f.shape != (N_FEATURES,):
+            raise ValueError(f"expected {N_FEATURES} features, got shape {f.shape}")
+        ref = self.fallback_baseline if baseline is None else np.asarray(baseline, np.float64)
+        if ref.shape != (N_FEATURES,):
+            raise ValueError(f"expected a baseline of {N_FEATURES} features, got {ref.shape}")
+        x = f - ref
+        p = {name: head.probability(x) for name, head in self._heads.items()}
+        return EmotionScores(anger=10 * p["anger"], anger_vs_calm=10 * p["anger_vs_calm"],
+                             stress=10 * p["stress"])
