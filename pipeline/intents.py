@@ -75,7 +75,6 @@ class IntentDetector:
             else lexical_oos_threshold
         ).fit(texts, labels)
         self.full: IntentClassifier | None = None
-        self._embedder = embedder
         if embedder is not None:
             vectors = encode_cached(embedder, texts, cache_dir)
             self.full = IntentClassifier(oos_threshold=oos_threshold).fit(texts, labels, vectors)

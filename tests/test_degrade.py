@@ -86,3 +86,18 @@ def test_failing_asr_decode_still_records_the_call(data, settings_factory, tmp_p
     assert result.finals() == []
     assert [e for e in result.events if e.kind == "stage_error" and e.stage == "asr"]
     assert store.call("crash2")["status"] == "completed"
+
+
+def test_failing_voice_analysis_leaves_understanding_and_replies(data, settings_factory,
+                                                                 bundle):
+    """Prosody and anger scoring raising on every rung: no voice scores, but the caller is
+    still transcribed, understood and answered."""
+    settings = generous_budgets(settings_factory(
+        faults={"fail_rungs": ["prosody:full", "prosody:pitch_only"]}))
+    rec = load(data / "asr" / "whisper" / "jfk.flac")
+    result = asyncio.run(run_call(rec, settings, bundle, realtime=False))
+    kinds = [e.kind for e in result.events]
+    assert "prosody" not in kinds and "emotion" not in kinds
+    assert any(e.kind == "stage_error" and e.stage == "prosody" for e in result.events)
+    assert {"transcript_final", "intent", "knowledge", "bot_reply"} <= set(kinds)
+    assert result.status == "completed"
