@@ -143,7 +143,10 @@ def _synthesised_caller(path: Path) -> Path:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """Check every bundled model loads; prepare derived files (the joined Whisper base)."""
+    """Check every bundled model loads; prepare derived files (the joined Whisper base, the
+    MiniLM onnx graph)."""
+    from models.emotion import DEFAULT_WEIGHTS, EmotionModel
+    from models.minilm_onnx import cached_model
     from models.registry import (
         MINILM,
         PIPER_JOE,
@@ -158,11 +161,13 @@ def cmd_models(args: argparse.Namespace) -> int:
               ("whisper base", lambda: whisper_dir("base")),
               ("silero vad", lambda: locate(SILERO_VAD)),
               ("piper joe", lambda: locate(PIPER_JOE)),
-              ("minilm", lambda: locate(MINILM))]
+              ("minilm", lambda: locate(MINILM)),
+              ("minilm onnx", lambda: cached_model(locate(MINILM))),
+              ("anger/stress", lambda: EmotionModel.load() and DEFAULT_WEIGHTS)]
     for name, check in checks:
         try:
             print(f"ok    {name:16} {check()}")
-        except ModelUnavailableError as exc:
+        except (ModelUnavailableError, OSError, ImportError) as exc:
             ok = False
             print(f"FAIL  {name:16} {exc}")
     return 0 if ok else 3

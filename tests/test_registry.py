@@ -61,3 +61,12 @@ def test_corrupt_whisper_model_gives_one_clear_error(tmp_path, monkeypatch):
 def test_unknown_whisper_name():
     with pytest.raises(ValueError, match="unknown Whisper model"):
         registry.whisper_dir("large-v9")
+
+
+def test_models_command_checks_every_model(capsys):
+    from switchboard import cli
+
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("whisper tiny.en", "silero vad", "minilm onnx", "anger/stress"):
+        assert f"ok    {name}" in out
