@@ -96,6 +96,7 @@ class IntentClassifier:
         names = self.intents
         ranked = tuple((names[i], float(margins[i])) for i in order)
         best, confidence = ranked[0]
+        # Out of scope either way: trained as a class of its own, or no intent sure enough.
         intent = best if confidence >= self.oos_threshold else OUT_OF_SCOPE
         return IntentPrediction(intent=intent, confidence=confidence, ranked=ranked)
 

@@ -8,6 +8,8 @@ Each file holds one table per intent::
 
 Files listed later add phrases to (or create) the intents of earlier ones, so a site keeps
 its own additions in a file of its own beside the bundled ``pipeline/data/intents/abcd.toml``.
+An intent named ``out_of_scope`` (``out_of_scope.toml``: requests the deployment does not
+handle) is learnt like any other and answered as out of scope.
 Tables whose name starts with ``_`` are ignored (notes, templates). The detector trains
 from the phrases when the process starts (about a second): adding an intent is adding a
 table and restarting, with no training step to run.

@@ -8,6 +8,7 @@
 - CLINC150: train on its train split; the out-of-scope threshold is chosen on the first half
   of val plus oos_train, and reported on the second half of val plus oos_val.
 - ABCD (the deployed intents): the detector trained from pipeline/data/intents/abcd.toml as
+  and pipeline/data/intents/out_of_scope.toml (off-topic requests learnt as a class), as
   the pipeline builds it; its threshold is chosen from 5-fold cross-validated confidences of
   the example phrases against CLINC's oos_train, and reported on the held-out utterances of
   scripts/data/abcd_eval.toml and CLINC's oos_val. That threshold is the one to put in
@@ -147,7 +148,8 @@ def abcd(data: Path, emb: CachedEmbedder, settings) -> dict:
         for utterance in table["utterances"]:
             test_x.append(utterance)
             test_y.append(intent)
-    out = {"examples": len(texts), "intents": len(examples), "held_out": len(test_x),
+    out = {"examples": len(texts), "intents": len(set(examples) - {OUT_OF_SCOPE}),
+           "out_of_scope_examples": len(examples.get(OUT_OF_SCOPE, [])), "held_out": len(test_x),
            "sample_dialogue_turns": len(sample_x)}
     for name, use_vectors in (("ngram_embedding", True), ("ngram", False)):
         # In-scope confidences for the threshold come from cross-validation over the
@@ -161,7 +163,8 @@ def abcd(data: Path, emb: CachedEmbedder, settings) -> dict:
             )
             probs = clf.scores([texts[i] for i in val_idx],
                                       vectors[val_idx] if use_vectors else None)
-            cv_conf.extend(probs.max(1))
+            in_scope = np.array([labels[i] != OUT_OF_SCOPE for i in val_idx])
+            cv_conf.extend(probs.max(1)[in_scope])
         clf = IntentClassifier().fit(texts, labels, vectors if use_vectors else None)
 
         def confidences(batch: list[str], clf=clf, use_vectors=use_vectors) -> np.ndarray:

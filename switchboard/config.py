@@ -85,11 +85,12 @@ class NLUOptions:
     kb_dir: str = str(ROOT.parent / "shared" / "data" / "kb" / "abcd")
     top_k: int = 3
     lexical_weight: float = 0.1  # BM25's share of the hybrid score (docs/evaluation.md)
-    intent_examples: list[str] = field(
-        default_factory=lambda: [str(ROOT / "pipeline" / "data" / "intents" / "abcd.toml")]
-    )
-    oos_threshold: float = -0.20  # best intent's SVM margin below this: "out_of_scope"
-    lexical_oos_threshold: float = -0.58  # the same for the n-gram-only classifier (lexical rung)
+    intent_examples: list[str] = field(default_factory=lambda: [
+        str(ROOT / "pipeline" / "data" / "intents" / name)
+        for name in ("abcd.toml", "out_of_scope.toml")
+    ])
+    oos_threshold: float = -0.60  # best intent's SVM margin below this: "out_of_scope"
+    lexical_oos_threshold: float = -0.81  # the same for the n-gram-only classifier (lexical rung)
 
 
 @dataclass
