@@ -375,7 +375,11 @@ class SpeakerBaseline:
 
     def mean(self) -> np.ndarray | None:
         """The reference feature vector, or ``None`` while not :attr:`ready`."""
-        if not self.ready or self._sum is None:
+        return self.provisional() if self.ready else None
+
+    def provisional(self) -> np.ndarray | None:
+        """The reference from what has been heard so far, ready or not (None before any)."""
+        if self._sum is None:
             return None
         if self._prior is None:
             return self._sum / self._seconds

@@ -69,6 +69,9 @@ class ProsodyOptions:
     # their first speech in the call; the rolling scores weigh the newest utterance so.
     baseline_min_s: float = 3.0
     baseline_max_s: float = 12.0
+    # Shrinking the reference toward the population's neutral mean helps on RAVDESS (one
+    # studio channel) but drags a caller's reference toward that channel: off by default.
+    baseline_prior_s: float = 0.0
     emotion_alpha: float = 0.5
     emotion_window_s: float = 8.0  # a longer turn is scored on its last 8 s (cost ~20 ms)
 

@@ -164,3 +164,21 @@ def test_agent_leg_gets_stress_and_no_bot_reply(bundle, data, settings_factory):
     assert {"transcript_final", "emotion", "intent"} <= kinds
     assert "bot_reply" not in kinds and "reply_audio" not in kinds
     assert all(e.leg == "agent" for e in result.events if e.kind == "emotion")
+
+
+def test_a_calm_reader_on_another_channel_is_not_angry(bundle, data, settings_factory):
+    """Five calm audiobook sentences by one reader (LibriVox, not RAVDESS's studio): scored
+    against the population's neutral mean they came out 8.5 of 10; against the reader's own
+    opening seconds, as the stage does, nothing comes near the escalation level (7)."""
+    from telephony.audio_file import Recording
+
+    clips = sorted((data / "asr" / "pocketsphinx").glob("librivox_*.wav"))
+    assert len(clips) >= 4
+    gap = np.zeros(16000, np.float32)
+    audio = np.concatenate([part for c in clips for part in (load(c).audio, gap)])
+    rec = Recording("librivox-reader", audio, 16000, 1, "concatenated")
+    result = asyncio.run(run_call(rec, generous_budgets(settings_factory()), bundle,
+                                  realtime=False))
+    scores = [e for e in result.events if e.kind == "emotion"]
+    assert len(scores) >= 4 and scores[-1].baseline_ready
+    assert max(e.anger for e in scores) < 7, [round(e.anger, 1) for e in scores]

@@ -34,7 +34,7 @@ class ProsodyStage(Stage):
         self._emotion = emotion  # models.emotion.EmotionModel, or None
         opts = ctx.settings.prosody
         self._baseline = None if emotion is None else emotion.new_baseline(
-            opts.baseline_min_s, opts.baseline_max_s
+            opts.baseline_min_s, opts.baseline_max_s, opts.baseline_prior_s
         )
         self._rolling_emotion: dict[str, float] = {}
 
@@ -99,10 +99,20 @@ class ProsodyStage(Stage):
         await self.observe("emotion_update", latency, ended.t_audio)
 
     def _emotion_scores(self, audio):
-        """On the worker: features, then the score against the reference so far; the
-        utterance then joins the reference while the call is in its first seconds."""
+        """On the worker: features, then scores against the speaker's reference.
+
+        While the reference is being learnt (the first ``baseline_min_s`` of speech), each
+        utterance joins it *before* it is scored: the opening seconds are taken as the
+        speaker's normal voice on this line. Scoring them against the population's neutral
+        mean instead flagged calm audiobook readers as angry (docs/evaluation.md): that mean
+        belongs to RAVDESS's studio channel, not to a caller's handset.
+        """
         feats = voice_features(audio, self._ring.rate)
-        scores = self._emotion.score(feats, self._baseline.mean())
+        seconds = len(audio) / self._ring.rate
         ready = self._baseline.ready
-        self._baseline.add(feats, len(audio) / self._ring.rate)
+        if not ready:
+            self._baseline.add(feats, seconds)
+            return self._emotion.score(feats, self._baseline.provisional()), ready
+        scores = self._emotion.score(feats, self._baseline.mean())
+        self._baseline.add(feats, seconds)  # until baseline_max_s, then frozen
         return scores, ready
