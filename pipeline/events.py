@@ -90,7 +90,8 @@ class EmotionScore(Event):
     ``anger`` and ``stress`` score the utterance; ``rolling_*`` are the call's running
     values (what escalation reads: anger above 7 of 10 hands a caller to a human).
     ``baseline_ready`` is False while the speaker's reference is still being learnt from
-    the call's first seconds (the population's neutral reference stands in).
+    the call's first seconds (those utterances are scored against the reference so far,
+    themselves included, so their scores are damped).
     """
 
     kind: ClassVar[str] = "emotion"
