@@ -20,8 +20,6 @@ from pipeline.events import IntentDetected, KnowledgeHits, Passage, TranscriptFi
 from pipeline.frames import EventFrame
 from pipeline.stages.base import Stage
 
-__all__ = ["NLUStage", "OUT_OF_SCOPE"]
-
 
 class NLUStage(Stage):
     """Understands each final transcript of one leg."""

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pipecat.processors.frame_processor import FrameDirection
 
+from models.intent import OUT_OF_SCOPE
 from pipeline.context import CallContext
 from pipeline.events import BotReply, IntentDetected
 from pipeline.frames import EventFrame
 from pipeline.policy import compose
 from pipeline.stages.base import Stage
-from pipeline.stages.nlu import OUT_OF_SCOPE
 
 
 class PolicyStage(Stage):
