@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -48,12 +49,10 @@ class MiniLMEmbedder:
     dim = 384
 
     def __init__(self, backend: str = "onnx") -> None:
-        from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
         path: Path = locate(MINILM)
         try:
-            self._w = load_file(str(path / "model.safetensors"))
             config = json.loads((path / "config.json").read_text())
             self._tok = Tokenizer.from_file(str(path / "tokenizer.json"))
         except Exception as exc:  # noqa: BLE001 - any parse failure means a corrupt package
@@ -65,10 +64,22 @@ class MiniLMEmbedder:
         self._eps = float(config["layer_norm_eps"])
         self._session = self._onnx_session(path) if backend == "onnx" else None
         self.backend = "onnx" if self._session is not None else "numpy"
+        # The numpy weights (90 MB) are read only when the numpy pass will run.
+        self._w = self._numpy_weights(path) if self._session is None else {}
+
+    @staticmethod
+    def _numpy_weights(path: Path) -> dict[str, np.ndarray]:
+        from safetensors.numpy import load_file
+
+        try:
+            w = load_file(str(path / "model.safetensors"))
+        except Exception as exc:  # noqa: BLE001 - any parse failure means a corrupt package
+            raise ModelUnavailableError(MINILM.name, MINILM.package, f"corrupt: {exc}") from exc
         # Pre-transpose dense weights once: torch stores them (out, in).
-        for key in list(self._w):
-            if key.endswith(".weight") and self._w[key].ndim == 2 and "embeddings" not in key:
-                self._w[key] = np.ascontiguousarray(self._w[key].T)
+        for key in list(w):
+            if key.endswith(".weight") and w[key].ndim == 2 and "embeddings" not in key:
+                w[key] = np.ascontiguousarray(w[key].T)
+        return w
 
     @staticmethod
     def _onnx_session(path: Path):
@@ -161,7 +172,7 @@ def encode_cached(embedder: MiniLMEmbedder, texts: list[str], cache_dir: Path | 
         vectors[idx] = embedder.encode([texts[j] for j in idx])
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
         np.save(tmp, vectors)
         tmp.replace(path)  # atomic: a concurrent reader never sees half a file
     return vectors
