@@ -71,7 +71,6 @@ class IntentDetector:
     ):
         texts = [p for phrases in examples.values() for p in phrases]
         labels = [i for i, phrases in examples.items() for _ in phrases]
-        self.intents = sorted(examples)
         self.lexical = IntentClassifier(
             oos_threshold=oos_threshold if lexical_oos_threshold is None
             else lexical_oos_threshold

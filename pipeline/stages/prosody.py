@@ -60,10 +60,7 @@ class ProsodyStage(Stage):
             return
         ms = (time.perf_counter() - started) * 1000
         values = asdict(feats)
-        a = opts.rolling_alpha
-        for key, value in values.items():
-            old = self._rolling.get(key)
-            self._rolling[key] = value if old is None else a * value + (1 - a) * old
+        _roll(self._rolling, values, opts.rolling_alpha)
         await self.emit(ProsodyFeatures(
             call_id=self.ctx.call_id, leg=self.leg, t_audio=ended.t_audio,
             latency_ms=self.clock.latency_ms(ended.t_audio), utterance=ended.utterance,
@@ -84,10 +81,8 @@ class ProsodyStage(Stage):
             await self.fail(ended.t_audio, exc)
             return
         ms = (time.perf_counter() - started) * 1000
-        a = self.ctx.settings.prosody.emotion_alpha
-        for key in ("anger", "stress"):
-            value, old = getattr(scores, key), self._rolling_emotion.get(key)
-            self._rolling_emotion[key] = value if old is None else a * value + (1 - a) * old
+        _roll(self._rolling_emotion, {"anger": scores.anger, "stress": scores.stress},
+              self.ctx.settings.prosody.emotion_alpha)
         latency = self.clock.latency_ms(ended.t_audio)
         await self.emit(EmotionScore(
             call_id=self.ctx.call_id, leg=self.leg, t_audio=ended.t_audio, latency_ms=latency,
@@ -116,3 +111,10 @@ class ProsodyStage(Stage):
         scores = self._emotion.score(feats, self._baseline.mean())
         self._baseline.add(feats, seconds)  # until baseline_max_s, then frozen
         return scores, ready
+
+
+def _roll(rolling: dict[str, float], values: dict[str, float], alpha: float) -> None:
+    """Update exponential averages in place: ``alpha`` is the newest value's weight."""
+    for key, value in values.items():
+        old = rolling.get(key)
+        rolling[key] = value if old is None else alpha * value + (1 - alpha) * old
