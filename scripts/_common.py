@@ -6,12 +6,16 @@ import csv
 import json
 import os
 import platform
+import statistics
 import sys
+import tomllib
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+ABCD_EVAL = ROOT / "scripts" / "data" / "abcd_eval.toml"
 
 
 def shared_data() -> Path:
@@ -41,6 +45,39 @@ def first_per_subset(rows: list[dict[str, str]], limit: int) -> list[dict[str, s
             seen[subset] = seen.get(subset, 0) + 1
             kept.append(row)
     return kept
+
+
+@dataclass(frozen=True)
+class Query:
+    """One held-out ABCD utterance and the subflow (article, intent) it belongs to."""
+
+    text: str
+    subflow: str
+    set: str  # "authored" (written by the project) or "sample" (real dialogue turn)
+    source: str = ""
+
+
+def abcd_queries(path: Path = ABCD_EVAL, limit: int = 0) -> list[Query]:
+    """The eval file's utterances: the first ``limit`` subflows (all when 0), then the
+    sample-dialogue turns."""
+    raw = tomllib.loads(Path(path).read_text())
+    subflows = [k for k in raw if not k.startswith("_")]
+    if limit:
+        subflows = subflows[:limit]
+    queries = [Query(u, s, "authored") for s in subflows for u in raw[s]["utterances"]]
+    for name, dialogue in raw.get("_sample_dialogues", {}).items():
+        src = dialogue.get("source", name)
+        queries += [Query(u, dialogue["subflow"], "sample", src)
+                    for u in dialogue["utterances"]]
+    return queries
+
+
+def p50_p95(ms: list[float]) -> tuple[float, float]:
+    """Median and 95th percentile (nearest rank below) of timings; zeros when empty."""
+    srt = sorted(ms)
+    if not srt:
+        return 0.0, 0.0
+    return statistics.median(srt), srt[min(len(srt) - 1, int(0.95 * len(srt)))]
 
 
 def machine() -> dict[str, object]:

@@ -10,11 +10,18 @@ reproduces faster-whisper's padded 30 s window.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import _common  # noqa: F401  (puts the project on sys.path)
-from _common import asr_refs, first_per_subset, machine, shared_data, subset_of, write_json
+from _common import (
+    asr_refs,
+    first_per_subset,
+    machine,
+    p50_p95,
+    shared_data,
+    subset_of,
+    write_json,
+)
 
 from models.whisper_asr import WhisperASR
 from pipeline.wer import corpus_wer
@@ -58,14 +65,13 @@ def main() -> None:
                 s["hyp"].append(res.text)
                 s["ms"].append(ms)
             for subset, s in sorted(by_subset.items()):
-                ms = sorted(s["ms"])
+                ms = s["ms"]
                 row = {
                     "model": model, "min_window_s": window, "margin_s": args.margin,
                     "subset": subset, "n": len(ms),
                     "wer": corpus_wer(s["ref"], s["hyp"]),
-                    "p50_ms": statistics.median(ms),
-                    "p95_ms": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
                 }
+                row["p50_ms"], row["p95_ms"] = p50_p95(ms)
                 results.append(row)
                 print(f"{model:8} {window:6.0f} {subset:12} {row['n']:4d} {100 * row['wer']:6.1f} "
                       f"{row['p50_ms']:7.0f} {row['p95_ms']:7.0f}", flush=True)

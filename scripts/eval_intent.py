@@ -7,7 +7,7 @@
   the cost per utterance on one thread.
 - CLINC150: train on its train split; the out-of-scope threshold is chosen on the first half
   of val plus oos_train, and reported on the second half of val plus oos_val.
-- ABCD (the deployed intents): the detector trained from pipeline/data/intents/abcd.toml as
+- ABCD (the deployed intents): the detector trained from pipeline/data/intents/abcd.toml
   and pipeline/data/intents/out_of_scope.toml (off-topic requests learnt as a class), as
   the pipeline builds it; its threshold is chosen from 5-fold cross-validated confidences of
   the example phrases against CLINC's oos_train, and reported on the held-out utterances of
@@ -22,14 +22,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import statistics
 import time
-import tomllib
 from pathlib import Path
 
 import _common
 import numpy as np
-from _common import machine, shared_data, write_json
+from _common import abcd_queries, machine, p50_p95, shared_data, write_json
 from sklearn.model_selection import StratifiedKFold
 
 from models.bundle import limit_blas_threads
@@ -37,8 +35,6 @@ from models.embedder import MiniLMEmbedder, encode_cached
 from models.intent import OUT_OF_SCOPE, IntentClassifier, oos_threshold_for
 from pipeline.intents import load_examples
 from switchboard.config import load_settings
-
-EVAL_FILE = _common.ROOT / "scripts" / "data" / "abcd_eval.toml"
 
 
 class CachedEmbedder:
@@ -135,19 +131,11 @@ def abcd(data: Path, emb: CachedEmbedder, settings) -> dict:
     doc = json.loads((data / "intents" / "clinc150" / "train_val.json").read_text())
     oos_tune = [x for x, _ in doc["oos_train"]]
     oos_test = [x for x, _ in doc["oos_val"]]
-    held = tomllib.loads(EVAL_FILE.read_text())
-    test_x, test_y, sample_x, sample_y = [], [], [], []
-    for intent, table in held.items():
-        if intent == "_sample_dialogues":  # real customer turns from abcd_sample.json
-            for dialogue in table.values():
-                sample_x.extend(dialogue["utterances"])
-                sample_y.extend(dialogue["subflow"] for _ in dialogue["utterances"])
-            continue
-        if intent.startswith("_"):
-            continue
-        for utterance in table["utterances"]:
-            test_x.append(utterance)
-            test_y.append(intent)
+    queries = abcd_queries()
+    test_x = [q.text for q in queries if q.set == "authored"]
+    test_y = [q.subflow for q in queries if q.set == "authored"]
+    sample_x = [q.text for q in queries if q.set == "sample"]  # real customer turns
+    sample_y = [q.subflow for q in queries if q.set == "sample"]
     out = {"examples": len(texts), "intents": len(set(examples) - {OUT_OF_SCOPE}),
            "out_of_scope_examples": len(examples.get(OUT_OF_SCOPE, [])), "held_out": len(test_x),
            "sample_dialogue_turns": len(sample_x)}
@@ -208,9 +196,8 @@ def _accuracy(probs: np.ndarray, names: list[str], labels: list[str]) -> float:
 
 
 def _pct(ms: list[float]) -> dict[str, float]:
-    ordered = sorted(ms)
-    return {"p50": statistics.median(ordered),
-            "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
+    p50, p95 = p50_p95(ms)
+    return {"p50": p50, "p95": p95}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -17,47 +17,20 @@ the knowledge-base articles only.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
-import tomllib
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import _common  # noqa: F401  (puts the project on sys.path)
-from _common import ROOT, machine, write_json
+from _common import ABCD_EVAL, Query, abcd_queries, machine, p50_p95, write_json
 
 from models.bundle import ModelBundle
 from pipeline.retrieval import HybridIndex
 from switchboard.config import load_settings
 
-EVAL_FILE = ROOT / "scripts" / "data" / "abcd_eval.toml"
 METHODS = ("hybrid", "lexical", "embedding")
 SETS = ("authored", "sample")
 CUTOFFS = (1, 3)
-
-
-@dataclass(frozen=True)
-class Query:
-    text: str
-    subflow: str  # the article id that should come back
-    set: str  # "authored" or "sample"
-    source: str = ""
-
-
-def load_queries(path: Path, limit: int = 0) -> list[Query]:
-    """The eval file's utterances: the first ``limit`` subflows (all when 0), then the
-    sample-dialogue turns."""
-    raw = tomllib.loads(path.read_text())
-    subflows = [k for k in raw if not k.startswith("_")]
-    if limit:
-        subflows = subflows[:limit]
-    queries = [Query(u, s, "authored") for s in subflows for u in raw[s]["utterances"]]
-    for name, dialogue in raw.get("_sample_dialogues", {}).items():
-        src = dialogue.get("source", name)
-        queries += [Query(u, dialogue["subflow"], "sample", src)
-                    for u in dialogue["utterances"]]
-    return queries
 
 
 def rank_of(ids: list[str], wanted: str) -> int | None:
@@ -71,9 +44,7 @@ def summarise(ranks: list[int | None], ms: list[float]) -> dict[str, float]:
     for k in CUTOFFS:
         row[f"recall@{k}"] = sum(1 for r in ranks if r is not None and r <= k) / n if n else 0.0
     row["mrr"] = sum(1 / r for r in ranks if r) / n if n else 0.0
-    srt = sorted(ms)
-    row["p50_ms"] = statistics.median(srt) if srt else 0.0
-    row["p95_ms"] = srt[min(len(srt) - 1, int(0.95 * len(srt)))] if srt else 0.0
+    row["p50_ms"], row["p95_ms"] = p50_p95(ms)
     return row
 
 
@@ -144,7 +115,7 @@ def build_indexes(settings) -> tuple[list, dict[str, tuple[HybridIndex, bool]]]:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=0, help="first N subflows of the eval file")
-    ap.add_argument("--eval-file", default=str(EVAL_FILE))
+    ap.add_argument("--eval-file", default=str(ABCD_EVAL))
     ap.add_argument("--config", default=None, help="settings TOML (defaults otherwise)")
     ap.add_argument("--kb-dir", default=None, help="overrides settings nlu.kb_dir")
     ap.add_argument("--lexical-weight", type=float, default=None,
@@ -160,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     kb_dir = Path(settings.nlu.kb_dir)
     if not kb_dir.is_dir():
         raise SystemExit(f"error: knowledge base not found at {kb_dir} (set nlu.kb_dir)")
-    queries = load_queries(Path(args.eval_file), args.limit)
+    queries = abcd_queries(Path(args.eval_file), args.limit)
     articles, indexes = build_indexes(settings)
     known = {a.id for a in articles}
     unknown = sorted({q.subflow for q in queries} - known)
