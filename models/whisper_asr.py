@@ -6,6 +6,12 @@ on 30 s windows, so feeding only the utterance makes it hallucinate; but a windo
 to a fixed shorter length (the *window*, ``min_window_s`` or the utterance plus a margin,
 whichever is longer) keeps accuracy at a fraction of the cost. The window is measured
 against WER by ``scripts/eval_asr --window``; docs/evaluation.md has the figures.
+
+The encoder's output is also a strong description of *how* something was said: a final
+decode can return the mean of the encoder states over the utterance's last seconds
+(:func:`pool_states`), which the anger and stress heads of models/emotion.py read beside
+their own voice features. The encoder runs once either way: the states are computed first
+and handed to the decoder.
 """
 
 from __future__ import annotations
@@ -23,9 +29,14 @@ from models.registry import ModelUnavailableError, whisper_dir
 
 SAMPLE_RATE = 16000
 FRAMES_PER_SECOND = 100  # Whisper's mel hop is 10 ms
+STATES_PER_SECOND = 50  # the encoder halves the frame rate: one state per 20 ms
 MAX_WINDOW_S = 30.0
 #: faster-whisper's hallucination test: text that compresses this well is a repetition loop.
 COMPRESSION_RATIO_LIMIT = 2.4
+#: The encoder hears every utterance at this speech level (the 95th percentile of its 20 ms
+#: frames' RMS), within MAX_GAIN_DB of where it came in: see :func:`normalise_level`.
+SPEECH_LEVEL_DBFS = -20.0
+MAX_GAIN_DB = 30.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,9 @@ class AsrResult:
     no_speech_prob: float
     decode_ms: float
     model: str
+    #: Mean encoder state over the last ``embed_last_s`` of the audio (see
+    #: :meth:`WhisperASR.decode`); None unless asked for.
+    voice_embedding: np.ndarray | None = None
 
 
 class WhisperASR:
@@ -93,8 +107,13 @@ class WhisperASR:
         window = max(self.min_window_s, math.ceil(audio_s + self.window_margin_s))
         return min(MAX_WINDOW_S, float(window))
 
-    def decode(self, audio: np.ndarray, window_s: float | None = None) -> AsrResult:
-        """Transcribe mono float32 16 kHz ``audio`` (one utterance)."""
+    def decode(self, audio: np.ndarray, window_s: float | None = None,
+               embed_last_s: float | None = None) -> AsrResult:
+        """Transcribe mono float32 16 kHz ``audio`` (one utterance).
+
+        With ``embed_last_s``, the result also carries the mean encoder state over the last
+        ``embed_last_s`` seconds of the audio (of its last 30 s piece, for longer audio).
+        """
         start = time.perf_counter()
         audio = np.asarray(audio, dtype=np.float32)
         audio_s = len(audio) / SAMPLE_RATE
@@ -103,17 +122,22 @@ class WhisperASR:
         logprobs: list[float] = []
         no_speech: list[float] = []
         used_window = 0.0
+        embedding = None
         with self._lock:
             for offset in range(0, max(len(audio), 1), chunk):
                 piece = audio[offset : offset + chunk]
                 win = window_s or self.window_for(len(piece) / SAMPLE_RATE)
-                text, logprob, nsp, too_long = self._decode_window(piece, win)
+                states = self._encode(piece, win, to_cpu=embed_last_s is not None)
+                if embed_last_s is not None:
+                    embedding = pool_states(np.asarray(states), len(piece), embed_last_s)
+                text, logprob, nsp, too_long = self._generate(states, len(piece))
                 looping = too_long or compression_ratio(text) > COMPRESSION_RATIO_LIMIT
                 if win < MAX_WINDOW_S and looping:
                     # A short window occasionally sends Whisper into a loop; the full
                     # window it was trained on does not.
                     win = MAX_WINDOW_S
-                    text, logprob, nsp, _ = self._decode_window(piece, win)
+                    states = self._encode(piece, win)
+                    text, logprob, nsp, _ = self._generate(states, len(piece))
                 used_window = max(used_window, win)
                 texts.append(text)
                 logprobs.append(logprob)
@@ -126,28 +150,42 @@ class WhisperASR:
             no_speech_prob=float(max(no_speech)) if no_speech else 1.0,
             decode_ms=(time.perf_counter() - start) * 1000.0,
             model=self.name,
+            voice_embedding=embedding,
         )
 
-    def _decode_window(
-        self, audio: np.ndarray, window_s: float
-    ) -> tuple[str, float, float, bool]:
-        """(text, average log-probability, no-speech probability, implausibly long)."""
+    def voice_embedding(self, audio: np.ndarray, last_s: float) -> np.ndarray:
+        """The mean encoder state over the last ``last_s`` seconds of ``audio`` (at most
+        30 s), encoded in the window a decode would use, without decoding: what
+        :meth:`decode` returns with ``embed_last_s``, for training and evaluation."""
+        audio = np.asarray(audio, dtype=np.float32)[: int(MAX_WINDOW_S * SAMPLE_RATE)]
+        with self._lock:
+            states = self._encode(audio, self.window_for(len(audio) / SAMPLE_RATE), to_cpu=True)
+        return pool_states(np.asarray(states), len(audio), last_s)
+
+    def _encode(self, audio: np.ndarray, window_s: float, to_cpu: bool = False):
+        """Encoder states (a CTranslate2 StorageView) of ``audio`` zero-padded to
+        ``window_s``; ``to_cpu`` brings them to host memory (where numpy can read them)."""
         import ctranslate2
 
         n_samples = int(window_s * SAMPLE_RATE)
         padded = np.zeros(n_samples, dtype=np.float32)
-        padded[: min(len(audio), n_samples)] = audio[:n_samples]
+        padded[: min(len(audio), n_samples)] = normalise_level(audio[:n_samples])
         features = self._fw.feature_extractor(padded, padding=0)
         n_frames = int(window_s * FRAMES_PER_SECOND)
         features = np.ascontiguousarray(features[:, :n_frames], dtype=np.float32)
         storage = ctranslate2.StorageView.from_array(features[None])
+        return self._fw.model.encode(storage, to_cpu=to_cpu and self.device != "cpu")
+
+    def _generate(self, states, n_samples: int) -> tuple[str, float, float, bool]:
+        """(text, average log-probability, no-speech probability, implausibly long) from
+        the encoder ``states`` of ``n_samples`` of audio."""
         # Speech yields under ~5 tokens a second: more than `plausible` tokens is a loop, and
         # max_length (of which CTranslate2 spends about half on generated tokens) bounds
         # what one costs.
-        plausible = 12 + int(6 * len(audio) / SAMPLE_RATE)
+        plausible = 12 + int(6 * n_samples / SAMPLE_RATE)
         max_length = min(448, 2 * plausible + 8)
         result = self._fw.model.generate(
-            storage,
+            states,
             [self._prompt],
             beam_size=self._beam_size,
             max_length=max_length,
@@ -167,6 +205,35 @@ class WhisperASR:
             text = ""
         too_long = len(result.sequences_ids[0]) > plausible
         return text, float(avg_logprob), float(result.no_speech_prob), too_long
+
+
+def normalise_level(audio: np.ndarray) -> np.ndarray:
+    """``audio`` scaled so its loud frames sit at SPEECH_LEVEL_DBFS (gain within
+    ±MAX_GAIN_DB; silence stays silence).
+
+    Whisper's log-mel input keeps the absolute level (only its floor is relative to the
+    loudest bin), so the same words 12 dB louder gave encoder states, and anger scores read
+    from them, that moved by up to 5 points of 10. A phone line's level says more about the
+    handset and the gain control than about the caller: the encoder should not hear it.
+    """
+    x = np.asarray(audio, dtype=np.float32)
+    n = len(x) // 320 * 320
+    if n == 0:
+        return x
+    level = float(np.percentile(np.sqrt(np.mean(x[:n].reshape(-1, 320) ** 2, axis=1)), 95))
+    if level <= 1e-9:
+        return x
+    gain_db = np.clip(SPEECH_LEVEL_DBFS - 20 * math.log10(level), -MAX_GAIN_DB, MAX_GAIN_DB)
+    return x * np.float32(10 ** (gain_db / 20))
+
+
+def pool_states(states: np.ndarray, n_samples: int, last_s: float) -> np.ndarray:
+    """Mean over time of encoder ``states`` ((1, T, d) or (T, d)) for the last ``last_s``
+    seconds of the ``n_samples`` of real audio at their start (the padding is left out)."""
+    h = np.asarray(states, dtype=np.float32).reshape(-1, np.shape(states)[-1])
+    end = min(len(h), max(1, math.ceil(n_samples * STATES_PER_SECOND / SAMPLE_RATE)))
+    start = max(0, end - max(1, round(last_s * STATES_PER_SECOND)))
+    return h[start:end].mean(axis=0).astype(np.float64)
 
 
 def compression_ratio(text: str) -> float:

@@ -91,7 +91,9 @@ class EmotionScore(Event):
     values (what escalation reads: anger above 7 of 10 hands a caller to a human).
     ``baseline_ready`` is False while the speaker's reference is still being learnt from
     the call's first seconds (those utterances are scored against the reference so far,
-    themselves included, so their scores are damped).
+    themselves included, so their scores are damped). ``heads`` says what was read:
+    "voice+embedding" (the voice features and the ASR's voice embedding) or "voice" (the
+    features alone, when the embedding failed or came too late).
     """
 
     kind: ClassVar[str] = "emotion"
@@ -102,6 +104,7 @@ class EmotionScore(Event):
     rolling_anger: float = 0.0
     rolling_stress: float = 0.0
     baseline_ready: bool = False
+    heads: str = "voice"
 
 
 @dataclass

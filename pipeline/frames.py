@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from pipecat.frames.frames import DataFrame
 
 from pipeline.events import Event
@@ -52,3 +53,19 @@ class ReplyAudioFrame(DataFrame):
     pcm: bytes
     reply_id: int
     first: bool
+
+
+@dataclass
+class VoiceEmbeddingFrame(DataFrame):
+    """The ASR's voice embedding of one finished utterance, for the prosody stage.
+
+    ``vector`` is the mean Whisper encoder state over the utterance's last seconds
+    (models/whisper_asr.py), computed by ``model``; None when the final decode failed. It
+    is an intermediate result, not an event: nothing outside the graph needs it, and it
+    is not recorded.
+    """
+
+    leg: str
+    utterance: int
+    model: str
+    vector: np.ndarray | None

@@ -14,7 +14,10 @@ the first ~3 s / ~12 s of neutral speech, shrunk toward the population mean as i
 pipeline ("_noprior": without the shrinkage); "cold" = no reference (the population fallback
 of the first utterance). Level invariance compares each clip's score at +12 dB (clipped),
 -12 dB and through the telephone with its clean score, all against the clean reference.
-``--quick``: 4 folds of 4 speakers.
+Head sets: "voice" (the voice features alone) and "voice+embedding" (plus the ASR's voice
+embedding, the mean Whisper encoder state: scripts/train_emotion computes it); each is
+trained and scored separately, every figure above for both. ``--quick``: 4 folds of 4
+speakers.
 """
 
 from __future__ import annotations
@@ -27,19 +30,22 @@ import _common  # noqa: F401  (puts the project on sys.path)
 import numpy as np
 from _common import ROOT, machine, shared_data, write_json
 from train_emotion import (
+    CHANNEL_COPIES,
     CONDITIONS,
     DEFAULT_CACHE,
+    EMBEDDING_CACHE,
     LR_C,
     TASKS,
     TRAIN_COPIES,
     Corpus,
     load_corpus,
+    load_embeddings,
     load_features,
     speaker_baselines,
     train_spec,
 )
 
-from models.emotion import HEADS, EmotionModel, SpeakerBaseline, voice_features
+from models.emotion import HEADS, N_FEATURES, EmotionModel, SpeakerBaseline, voice_features
 
 SEED = 0
 #: Conditions scored against a reference from the same channel: the clean clips, the
@@ -86,7 +92,8 @@ def call_baselines(feats: np.ndarray, corpus: Corpus, rows: np.ndarray, seconds:
     for k, i in enumerate(np.flatnonzero(rows)):
         pool = np.flatnonzero((corpus.speakers == corpus.speakers[i]) & base)
         pool = np.random.default_rng([SEED, i]).permutation(pool[pool != i])
-        ref = SpeakerBaseline(min_seconds=min(3.0, seconds), max_seconds=seconds, prior=prior)
+        ref = SpeakerBaseline(min_seconds=min(3.0, seconds), max_seconds=seconds, prior=prior,
+                              dims=feats.shape[1])
         for j in pool:
             ref.add(feats[j], durations[j])
             if ref.ready and ref.seconds >= seconds:
@@ -100,7 +107,17 @@ def call_baselines(feats: np.ndarray, corpus: Corpus, rows: np.ndarray, seconds:
 
 def scores_of(model: EmotionModel, feats: np.ndarray, refs: np.ndarray | None
               ) -> dict[str, np.ndarray]:
-    rows = [model.score(f, None if refs is None else refs[i]) for i, f in enumerate(feats)]
+    """Scores of ``feats`` rows (voice features, then the embedding if any) against the
+    same rows of ``refs`` (None: the population's reference)."""
+    n = N_FEATURES
+    rows = []
+    for i, f in enumerate(feats):
+        ref = None if refs is None else refs[i]
+        if len(f) == n:
+            rows.append(model.score(f, ref))
+        else:
+            rows.append(model.score(f[:n], None if ref is None else ref[:n], f[n:],
+                                    None if ref is None else ref[n:]))
     return {h: np.array([getattr(s, h) for s in rows]) for h in HEADS}
 
 
@@ -140,12 +157,13 @@ def invariance(delta: np.ndarray) -> dict[str, float]:
 
 def cost(model: EmotionModel, corpus: Corpus, n: int) -> dict[str, object]:
     """Features + score per utterance on one thread, on the clips nearest 3.5 s and on
-    ~10 s utterances (three clips joined)."""
+    ~10 s utterances (three clips joined). With embedding heads, the score reads an
+    embedding too (the encoder pass that makes it belongs to the ASR's final decode)."""
     from threadpoolctl import threadpool_limits
 
     durations = corpus.durations
     near = np.argsort(np.abs(durations - 3.5))[:n]
-    ref = model.fallback_baseline
+    ref, emb = model.fallback_baseline, model.fallback_embedding
     out: dict[str, object] = {}
     with threadpool_limits(1):
         for label, clips in (
@@ -154,11 +172,11 @@ def cost(model: EmotionModel, corpus: Corpus, n: int) -> dict[str, object]:
                      for k in range(0, n - 2, 3)]),
         ):
             for x in clips[:3]:  # warm-up
-                model.score(voice_features(x, corpus.rate), ref)
+                model.score(voice_features(x, corpus.rate), ref, emb, emb)
             ms = []
             for x in clips:
                 t0 = time.perf_counter()
-                model.score(voice_features(x, corpus.rate), ref)
+                model.score(voice_features(x, corpus.rate), ref, emb, emb)
                 ms.append((time.perf_counter() - t0) * 1000)
             out[label] = {
                 "n": len(ms), "audio_s": float(np.mean([len(x) for x in clips]) / corpus.rate),
@@ -172,11 +190,19 @@ def evaluate(corpus: Corpus, feats: dict[str, np.ndarray], quick: bool,
              lr_c: float = LR_C, verbose: bool = True
              ) -> tuple[dict[str, dict[str, np.ndarray]], EmotionModel]:
     """Scores (0-10) of every clip from the fold that held its speaker out, keyed
-    "<condition>/<reference>" then head; returns also the last fold's model."""
+    "<condition>/<reference>" then head; returns also the last fold's model. Rows of
+    ``feats`` wider than the voice features carry the voice embedding after them, and the
+    embedding heads are trained and scored."""
     spk, base = corpus.speakers, corpus.baseline_mask
     speaker_ref = {c: speaker_baselines(feats[c], spk, base) for c in OWN_REFERENCE}
-    normalised = [feats[c] - speaker_ref[c] for c in TRAIN_COPIES]
-    raw = [feats[c] for c in TRAIN_COPIES]
+    n_voice = N_FEATURES
+    normalised = [feats[c][:, :n_voice] - speaker_ref[c][:, :n_voice] for c in TRAIN_COPIES]
+    raw = [feats[c][:, :n_voice] for c in TRAIN_COPIES]
+    embeddings = channel = None
+    if feats["clean"].shape[1] > n_voice:
+        embeddings = ([feats[c][:, n_voice:] - speaker_ref[c][:, n_voice:]
+                       for c in TRAIN_COPIES], [feats[c][:, n_voice:] for c in TRAIN_COPIES])
+        channel = [feats[c] - feats["clean"] for c in CHANNEL_COPIES]
     keys = [f"{c}/{m}" for c in ("clean", "telrg") for m in BASELINE_MODES]
     keys += [f"telbp/{m}" for m in ("speaker", "call_12s", "call_3s", "cold")]
     keys += [f"{c}/speaker" for c in ("up12", "dn12", "tel")]
@@ -186,8 +212,12 @@ def evaluate(corpus: Corpus, feats: dict[str, np.ndarray], quick: bool,
     for k, held_out in enumerate(folds_of(spk, quick)):
         t0 = time.perf_counter()
         test = np.isin(spk, held_out)
-        model = EmotionModel.from_spec(train_spec(normalised, raw, corpus, ~test, lr_c))
+        # The channel changes the heads learn to ignore come from the training speakers.
+        model = EmotionModel.from_spec(train_spec(
+            normalised, raw, corpus, ~test, lr_c, embeddings=embeddings, channel=channel))
         prior = model.fallback_baseline
+        if embeddings is not None:
+            prior = np.concatenate([prior, model.fallback_embedding])
         for key in keys:
             cond, mode = key.split("/")
             # Transformed copies are scored against the clean reference (only the clip moves),
@@ -273,7 +303,7 @@ def summarise(corpus: Corpus, scores: dict[str, dict[str, np.ndarray]]) -> dict[
     return res
 
 
-def print_report(res: dict, cost_ms: dict) -> None:
+def print_report(res: dict) -> None:
     def m3(m: dict) -> str:
         return f"{m['balanced_accuracy']:.3f}/{m['roc_auc']:.3f}/{m['f1']:.2f}"
 
@@ -307,6 +337,9 @@ def print_report(res: dict, cost_ms: dict) -> None:
         for c, d in by.items():
             print(f"  {h:14} {c:20} {d['mean']:.3f} {d['p95']:.3f} {d['max']:.2f} "
                   f"{d['over_1']}/{d['n']}")
+
+
+def print_cost(cost_ms: dict) -> None:
     print("\ncost per utterance (features + score, one thread)")
     for label, c in cost_ms.items():
         print(f"  {label:5} ({c['audio_s']:.1f} s audio, n={c['n']}): p50 {c['p50_ms']:.1f} ms, "
@@ -318,23 +351,34 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="4 folds of 4 speakers")
     ap.add_argument("--json", default=str(ROOT / "out" / "eval_emotion.json"))
     ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="'' to disable")
+    ap.add_argument("--embedding-cache", default=str(EMBEDDING_CACHE), help="'' to disable")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
     corpus = load_corpus(shared_data())
     feats = load_features(corpus, CONDITIONS, Path(args.cache) if args.cache else None)
-    scores, model = evaluate(corpus, feats, args.quick)
-    res = summarise(corpus, scores)
+    embs = load_embeddings(corpus, CONDITIONS,
+                           Path(args.embedding_cache) if args.embedding_cache else None)
+    res = {}
+    for heads, matrices in (
+        ("voice", feats),
+        ("voice+embedding", {c: np.hstack([feats[c], embs[c]]) for c in CONDITIONS}),
+    ):
+        print(f"\n== heads: {heads}", flush=True)
+        scores, model = evaluate(corpus, feats=matrices, quick=args.quick)
+        res[heads] = summarise(corpus, scores)
+        print_report(res[heads])
     cost_ms = cost(model, corpus, 30 if args.quick else 120)
-    print_report(res, cost_ms)
+    print_cost(cost_ms)
     write_json(args.json, {
         "machine": machine(),
         "protocol": "quick: 4 folds of 4 speakers" if args.quick
         else "leave-one-speaker-out, 16 folds",
         "heads": f"logistic regression per head, C={LR_C:g}, balanced classes, trained on "
                  f"the copies {', '.join(TRAIN_COPIES)}",
+        "embedding": model.meta["embedding"],
         "clips": len(corpus.paths),
-        **res,
+        "results": res,
         "cost": cost_ms,
         "wall_s": time.perf_counter() - t0,
     })

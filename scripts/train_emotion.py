@@ -1,6 +1,6 @@
 """Train the anger and stress heads of models.emotion on RAVDESS and write the JSON weights.
 
-    scripts/train_emotion [--out models/data/emotion_v1.json] [--cache out/emotion_features.npz]
+    scripts/train_emotion [--out models/data/emotion_v2.json] [--cache out/emotion_features.npz]
 
 Recipe (the research's best row, docs/research/anger-prosody.md, plus a band-passed copy):
 features of every clip, of a telephone copy of it (random gain U(-12, +12) dB, clipped,
@@ -13,7 +13,10 @@ including the clip itself), then:
 - anger_vs_calm: angry vs neutral+calm only;
 - stress: angry+fearful vs neutral+calm (a proxy: there are no stress labels);
 
-each a standardised logistic regression (C=0.02, balanced classes). With the extended
+each a standardised logistic regression (C=0.02, balanced classes), once on the voice
+features alone and once on the voice features plus the voice embedding (the mean Whisper
+encoder state, models/whisper_asr.py, of the ASR model and window the pipeline is
+configured with, each copy minus the speaker's neutral mean of it too). With the extended
 feature set of models.emotion, gradient-boosted trees (the research's choice for
 anger_vs_calm) no longer helped: LOSO balanced accuracy .948 alone and .952 blended with
 the regression, against .956 for the regression alone.
@@ -21,7 +24,8 @@ the regression, against .956 for the regression alone.
 All 16 actors are used; scripts/eval_emotion measures the same recipe leave-one-speaker-out.
 The fit needs scikit-learn (a development tool); the pipeline evaluates the exported numbers
 in numpy. Features are cached in out/ (keyed by models.emotion.FEATURE_VERSION) and shared
-with the eval.
+with the eval; the embeddings (about 2 minutes per copy on two cores) are cached beside them,
+keyed by the ASR model and window.
 """
 
 from __future__ import annotations
@@ -54,7 +58,14 @@ from telephony.resample import float_to_pcm16, resample
 
 SEED = 0
 LR_C = 0.02  # strong regularisation: +4 points over C=1 in the research
+#: The heads with the voice embedding: C, the ridge added to the channel covariance (the
+#: smaller, the harder channel-sensitive directions are penalised) and the voice heads'
+#: share of the blended probability. Chosen leave-one-speaker-out (docs/evaluation.md).
+EMBEDDING_C = 0.005
+CHANNEL_RIDGE = 0.01
+VOICE_WEIGHT = 0.5
 DEFAULT_CACHE = ROOT / "out" / "emotion_features.npz"
+EMBEDDING_CACHE = ROOT / "out" / "emotion_embeddings.npz"
 BASELINE_EMOTIONS = ("neutral", "calm")
 #: Per head: (positive emotions, negative emotions or None for "all the others").
 TASKS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
@@ -67,6 +78,8 @@ CONDITIONS = ("clean", "telrg", "telbp", "up12", "dn12", "tel")
 #: The copies the heads are trained on: as recorded, through a G.711 leg at a random gain,
 #: and the same with a phone line's 300-3400 Hz band-pass.
 TRAIN_COPIES = ("clean", "telrg", "telbp")
+#: The copies whose difference from the clean clip the embedding heads learn to ignore.
+CHANNEL_COPIES = ("telrg", "telbp", "tel", "up12", "dn12")
 LICENCE = {
     "dataset": "RAVDESS speech, actors 01-16 (960 clips)",
     "citation": "Livingstone SR, Russo FA (2018) The Ryerson Audio-Visual Database of "
@@ -184,12 +197,64 @@ def load_features(corpus: Corpus, conditions: tuple[str, ...] = CONDITIONS,
             print(f"features {c:6s} {len(corpus.audio)} clips in "
                   f"{time.perf_counter() - t0:.1f} s", flush=True)
     if missing and cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.stem}.tmp{os.getpid()}.npz")
-        np.savez(tmp, feature_version=FEATURE_VERSION, paths=np.array(corpus.paths),
-                 gains=gains, **stored)
-        os.replace(tmp, cache)
+        _save_npz(cache, feature_version=FEATURE_VERSION, paths=np.array(corpus.paths),
+                  gains=gains, **stored)
     return {c: stored[c] for c in conditions}
+
+
+def embedding_setup() -> dict:
+    """The voice embedding the pipeline computes, from the configuration's defaults: the
+    primary ASR model, its encoder window and the emotion stage's scoring window."""
+    from switchboard.config import Settings
+
+    settings = Settings()
+    return {"asr_model": settings.asr.model, "last_s": settings.prosody.emotion_window_s,
+            "min_window_s": settings.asr.min_window_s,
+            "window_margin_s": settings.asr.window_margin_s,
+            "compute_type": settings.asr.compute_type}
+
+
+def load_embeddings(corpus: Corpus, conditions: tuple[str, ...] = CONDITIONS,
+                    cache: Path | None = EMBEDDING_CACHE, verbose: bool = True
+                    ) -> dict[str, np.ndarray]:
+    """Voice embeddings (clips x encoder width) per condition, through the pipeline's own
+    WhisperASR on the CPU; cached like :func:`load_features`, keyed by :func:`embedding_setup`."""
+    setup = embedding_setup()
+    key = json.dumps(setup, sort_keys=True)
+    gains = random_gains(len(corpus.paths))
+    stored: dict[str, np.ndarray] = {}
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            if (str(z["setup"]) == key and list(z["paths"]) == corpus.paths
+                    and np.array_equal(z["gains"], gains)):
+                stored = {k: z[k] for k in z.files if k in CONDITIONS}
+    missing = [c for c in conditions if c not in stored]
+    if missing:
+        from models.whisper_asr import WhisperASR
+
+        asr = WhisperASR(setup["asr_model"], device="cpu", compute_type=setup["compute_type"],
+                         min_window_s=setup["min_window_s"],
+                         window_margin_s=setup["window_margin_s"])
+    for c in missing:
+        t0 = time.perf_counter()
+        stored[c] = np.array([
+            asr.voice_embedding(transformed(c, x, corpus.rate, gains[i]), setup["last_s"])
+            for i, x in enumerate(corpus.audio)
+        ])
+        if verbose:
+            print(f"embeddings {c:6s} {len(corpus.audio)} clips in "
+                  f"{time.perf_counter() - t0:.1f} s", flush=True)
+    if missing and cache is not None:
+        _save_npz(cache, setup=key, paths=np.array(corpus.paths), gains=gains, **stored)
+    return {c: stored[c] for c in conditions}
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    """Write ``path`` atomically (a concurrent reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 def speaker_baselines(ref: np.ndarray, speakers: np.ndarray, baseline: np.ndarray
@@ -214,43 +279,60 @@ def task_rows(emotions: np.ndarray, head: str) -> tuple[np.ndarray, np.ndarray]:
     return rows, is_pos.astype(int)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = LR_C) -> dict:
+def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = LR_C,
+                 channel: np.ndarray | None = None) -> dict:
+    """A standardised logistic regression, exported as scaler + coefficients.
+
+    ``channel``: rows of feature *changes* that must not change the score (the same clip
+    through another channel minus the clip). The fit then happens in coordinates whitened
+    by their covariance (plus CHANNEL_RIDGE), so the L2 penalty grows with how much the
+    logit would move under such a change, and the weights avoid the channel-sensitive
+    directions. The whitening is folded back into the coefficients: the pipeline's head
+    is the same plain logistic regression either way.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(x)
+    z = scaler.transform(x)
+    whiten = np.eye(x.shape[1])
+    if channel is not None:
+        d = channel / scaler.scale_
+        cov = d.T @ d / len(d) + CHANNEL_RIDGE * np.eye(x.shape[1])
+        vals, vecs = np.linalg.eigh(cov)
+        whiten = vecs @ np.diag(vals ** -0.5) @ vecs.T
     lr = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
-    lr.fit(scaler.transform(x), y)
-    return {
+    lr.fit(z @ whiten, y)
+    spec = {
         "kind": "logistic",
         "C": c,
         "scaler_mean": scaler.mean_.tolist(),
         "scaler_scale": scaler.scale_.tolist(),
-        "coef": lr.coef_[0].tolist(),
+        "coef": (whiten @ lr.coef_[0]).tolist(),
         "intercept": float(lr.intercept_[0]),
     }
+    if channel is not None:
+        spec["penalty"] = (f"L2 in channel-whitened coordinates ({len(channel)} channel "
+                           f"changes, ridge {CHANNEL_RIDGE:g})")
+    return spec
 
 
 def train_spec(normalised: list[np.ndarray], raw: list[np.ndarray], corpus: Corpus,
                train: np.ndarray, c: float = LR_C,
-               copies: tuple[str, ...] = TRAIN_COPIES) -> dict:
+               copies: tuple[str, ...] = TRAIN_COPIES,
+               embeddings: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+               channel: list[np.ndarray] | None = None) -> dict:
     """Weights for the clips in ``train`` (a row mask), trained on every copy in
     ``normalised`` (named by ``copies``: clean, telephone...), each relative to its speaker;
-    ``raw``, the same copies' plain features, gives the population fallback baseline."""
+    ``raw``, the same copies' plain features, gives the population fallback baseline.
+
+    ``embeddings``: (normalised, raw) voice embeddings of the same copies, for the heads
+    that read them (:func:`embedding_setup` says which); ``channel``: per transformed copy
+    (CHANNEL_COPIES), the [features, embedding] rows minus the clean clip's, which those
+    heads learn to ignore. Without ``embeddings``, voice heads only."""
     if not len(normalised) == len(raw) == len(copies):
         raise ValueError("normalised, raw and copies must name the same copies")
-    heads = {}
-    for head in HEADS:
-        rows, y = task_rows(corpus.emotions, head)
-        sel = rows & train
-        x = np.vstack([n[sel] for n in normalised])
-        heads[head] = fit_logistic(x, np.concatenate([y[sel]] * len(normalised)), c)
-    # Before a speaker's own reference exists: the neutral mean of the training speakers,
-    # each speaker weighted equally, pooled over the channels the heads were trained on.
-    base = train & corpus.baseline_mask
-    fallback = np.mean([r[base & (corpus.speakers == s)].mean(0)
-                        for r in raw for s in np.unique(corpus.speakers[train])], axis=0)
-    return {
+    spec = {
         "format": "switchboard-emotion-weights",
         "feature_version": FEATURE_VERSION,
         "features": list(FEATURE_NAMES),
@@ -264,9 +346,49 @@ def train_spec(normalised: list[np.ndarray], raw: list[np.ndarray], corpus: Corp
         "training_copies": list(copies),
         "training_speakers": sorted(np.unique(corpus.speakers[train]).tolist()),
         "training_data": LICENCE,
-        "fallback_baseline": fallback.tolist(),
-        "heads": heads,
+        "fallback_baseline": _population_mean(raw, corpus, train).tolist(),
+        "heads": _fit_heads(normalised, corpus, train, c),
     }
+    if embeddings is not None:
+        emb_norm, emb_raw = embeddings
+        if not len(emb_norm) == len(emb_raw) == len(copies):
+            raise ValueError("embeddings must come for the same copies")
+        setup = embedding_setup()
+        spec["embedding"] = {"asr_model": setup["asr_model"], "dims": int(emb_raw[0].shape[1]),
+                             "last_s": setup["last_s"], "voice_weight": VOICE_WEIGHT,
+                             "computed_with": setup,
+                             "channel_copies": list(CHANNEL_COPIES) if channel else []}
+        spec["fallback_embedding"] = _population_mean(emb_raw, corpus, train).tolist()
+        joined = [np.hstack([f, e]) for f, e in zip(normalised, emb_norm, strict=True)]
+        changes = None if not channel else np.vstack([d[train] for d in channel])
+        spec["embedding_heads"] = _fit_heads(joined, corpus, train, EMBEDDING_C, changes)
+    return spec
+
+
+def _fit_heads(normalised: list[np.ndarray], corpus: Corpus, train: np.ndarray, c: float,
+               channel: np.ndarray | None = None) -> dict[str, dict]:
+    heads = {}
+    for head in HEADS:
+        rows, y = task_rows(corpus.emotions, head)
+        sel = rows & train
+        x = np.vstack([n[sel] for n in normalised])
+        heads[head] = fit_logistic(x, np.concatenate([y[sel]] * len(normalised)), c, channel)
+    return heads
+
+
+def _population_mean(raw: list[np.ndarray], corpus: Corpus, train: np.ndarray) -> np.ndarray:
+    """Before a speaker's own reference exists: the neutral mean of the training speakers,
+    each speaker weighted equally, pooled over the channels the heads were trained on."""
+    base = train & corpus.baseline_mask
+    return np.mean([r[base & (corpus.speakers == s)].mean(0)
+                    for r in raw for s in np.unique(corpus.speakers[train])], axis=0)
+
+
+def channel_changes(feats: dict[str, np.ndarray], embs: dict[str, np.ndarray]
+                    ) -> list[np.ndarray]:
+    """Per CHANNEL_COPIES copy: its [features, embedding] rows minus the clean clip's."""
+    clean = np.hstack([feats["clean"], embs["clean"]])
+    return [np.hstack([feats[c], embs[c]]) - clean for c in CHANNEL_COPIES]
 
 
 def normalise_all(feats: dict[str, np.ndarray], corpus: Corpus) -> dict[str, np.ndarray]:
@@ -280,23 +402,33 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(DEFAULT_WEIGHTS))
     ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="'' to disable")
+    ap.add_argument("--embedding-cache", default=str(EMBEDDING_CACHE), help="'' to disable")
     args = ap.parse_args()
 
     corpus = load_corpus(shared_data())
-    feats = load_features(corpus, TRAIN_COPIES, Path(args.cache) if args.cache else None)
-    norm = normalise_all(feats, corpus)
+    feats = load_features(corpus, CONDITIONS, Path(args.cache) if args.cache else None)
+    embs = load_embeddings(corpus, CONDITIONS,
+                           Path(args.embedding_cache) if args.embedding_cache else None)
+    norm, emb_norm = normalise_all(feats, corpus), normalise_all(embs, corpus)
     spec = train_spec([norm[c] for c in TRAIN_COPIES], [feats[c] for c in TRAIN_COPIES],
-                      corpus, np.ones(len(corpus.paths), bool))
+                      corpus, np.ones(len(corpus.paths), bool),
+                      embeddings=([emb_norm[c] for c in TRAIN_COPIES],
+                                  [embs[c] for c in TRAIN_COPIES]),
+                      channel=channel_changes(feats, embs))
     model = EmotionModel.from_spec(spec)  # refuses what the pipeline would refuse
-    train_ba = {}
-    for head in HEADS:
-        rows, y = task_rows(corpus.emotions, head)
-        zero = np.zeros(N_FEATURES)  # the rows are already baseline-subtracted
-        p = np.array([getattr(model.score(f, zero), head) for f in norm["clean"][rows]]) / 10
-        yt = y[rows]
-        train_ba[head] = 0.5 * ((p[yt == 1] >= 0.5).mean() + (p[yt == 0] < 0.5).mean())
-    print("training-set balanced accuracy (optimistic; see scripts/eval_emotion): "
-          + ", ".join(f"{h} {v:.3f}" for h, v in train_ba.items()))
+    zero, zero_emb = np.zeros(N_FEATURES), np.zeros(model.embedding.dims)
+    for label, emb in (("voice", None), ("voice+embedding", emb_norm["clean"])):
+        train_ba = {}
+        for head in HEADS:
+            rows, y = task_rows(corpus.emotions, head)
+            # The rows are already relative to their speaker: score against zero.
+            p = np.array([getattr(model.score(norm["clean"][i], zero,
+                                              None if emb is None else emb[i], zero_emb), head)
+                          for i in np.flatnonzero(rows)]) / 10
+            yt = y[rows]
+            train_ba[head] = 0.5 * ((p[yt == 1] >= 0.5).mean() + (p[yt == 0] < 0.5).mean())
+        print(f"{label}: training-set balanced accuracy (optimistic; see scripts/eval_emotion): "
+              + ", ".join(f"{h} {v:.3f}" for h, v in train_ba.items()))
     write_weights(Path(args.out), spec)
 
 
@@ -304,7 +436,7 @@ def write_weights(path: Path, spec: dict) -> None:
     """One line per entry (per array within a head): readable and diffable, not huge."""
     lines = []
     for key, value in spec.items():
-        if key == "heads":
+        if key in ("heads", "embedding_heads"):
             heads = ",\n".join(
                 f"  {json.dumps(h)}: {{\n" + ",\n".join(
                     f"   {json.dumps(k)}: {json.dumps(v)}" for k, v in head.items()) + "}"

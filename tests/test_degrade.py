@@ -86,6 +86,9 @@ def test_failing_asr_decode_still_records_the_call(data, settings_factory, tmp_p
     assert result.finals() == []
     assert [e for e in result.events if e.kind == "stage_error" and e.stage == "asr"]
     assert store.call("crash2")["status"] == "completed"
+    # No voice embedding without a decode: anger is still scored, from the voice alone.
+    emotion = [e for e in result.events if e.kind == "emotion"]
+    assert emotion and {e.heads for e in emotion} == {"voice"}
 
 
 def test_failing_voice_analysis_leaves_understanding_and_replies(data, settings_factory,

@@ -154,6 +154,22 @@ def test_anger_and_stress_per_utterance(jfk_call):
     # The speaker's own reference is learnt from the first 3 s of speech, then used.
     assert not emotion[0].baseline_ready and emotion[-1].baseline_ready
     assert jfk_call.latency["emotion_update"]["n"] == len(emotion)
+    # Every utterance's voice embedding came with its final transcript and was read.
+    assert all(e.heads == "voice+embedding" for e in emotion)
+
+
+def test_anger_is_scored_from_the_voice_alone_when_the_embedding_is_late(
+        bundle, data, settings_factory):
+    """No wait for the ASR's voice embedding: every utterance still gets its score, from
+    the voice features alone, and says so."""
+    settings = generous_budgets(settings_factory())
+    settings.prosody.embedding_wait_ms = 0.0
+    rec = load(data / "asr" / "whisper" / "jfk.flac")
+    result = asyncio.run(run_call(rec, settings, bundle, realtime=False))
+    prosody = [e for e in result.events if e.kind == "prosody"]
+    emotion = [e for e in result.events if e.kind == "emotion"]
+    assert [e.utterance for e in emotion] == [e.utterance for e in prosody]
+    assert {e.heads for e in emotion} == {"voice"}
 
 
 def test_agent_leg_gets_stress_and_no_bot_reply(bundle, data, settings_factory):

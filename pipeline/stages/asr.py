@@ -8,6 +8,8 @@ Whisper is not a streaming model, so streaming is built around it:
   result is dropped, and if the turn ends at that pause it becomes the final with no
   further work, hiding the decode behind the end-of-turn wait.
 The ``fallback_model`` rung swaps in the configured smaller model (loaded on first use).
+Every final is followed by a ``VoiceEmbeddingFrame``: the encoder's summary of how the
+utterance was said, which the prosody stage's anger and stress heads read.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pipeline.events import (
     TranscriptFinal,
     TranscriptPartial,
 )
-from pipeline.frames import CallAudioFrame, EventFrame
+from pipeline.frames import CallAudioFrame, EventFrame, VoiceEmbeddingFrame
 from pipeline.stages.base import Stage
 
 PRE_ROLL_S = 0.2  # VAD opens an utterance a little after the first sound
@@ -80,7 +82,8 @@ class ASRStage(Stage):
         elif isinstance(event, SpeechPaused) and self._speculative and self._active:
             # The final matters more than a partial: drop one still waiting for the worker.
             self._cancel_pending(self._partial)
-            task = self._spawn(self._decode(self._t_start, event.t_audio + POST_ROLL_S))
+            task = self._spawn(self._decode(self._t_start, event.t_audio + POST_ROLL_S,
+                                            embed=True))
             self._spec = (event.utterance, event.t_audio, task)
         elif isinstance(event, SpeechResumed):
             if self._spec is not None:
@@ -109,16 +112,19 @@ class ASRStage(Stage):
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def _decode_now(self, audio):
+    def _decode_now(self, audio, embed: bool):
         """On the worker: decode with the model of the rung the stage is on *now*, so a
-        ladder move applies to the very next decode, even one queued before the move."""
+        ladder move applies to the very next decode, even one queued before the move.
+        ``embed``: a final, which also returns the voice embedding (the prosody stage's
+        scoring window of it)."""
         opts = self.ctx.settings.asr
         model = opts.fallback_model if self.monitor.rung == "fallback_model" else opts.model
-        return self._bundle.asr(model).decode(audio)
+        last_s = self.ctx.settings.prosody.emotion_window_s if embed else None
+        return self._bundle.asr(model).decode(audio, embed_last_s=last_s)
 
-    async def _decode(self, t0: float, t1: float):
+    async def _decode(self, t0: float, t1: float, embed: bool = False):
         audio = self._ring.slice(t0 - PRE_ROLL_S, t1)
-        return await self.run_blocking(self._decode_now, audio)
+        return await self.run_blocking(self._decode_now, audio, embed)
 
     async def _run_partial(self, utt: int, t0: float, t1: float) -> None:
         try:
@@ -141,9 +147,11 @@ class ASRStage(Stage):
             if spec is not None and spec[0] == ended.utterance and abs(spec[1] - t_end) < 1e-6:
                 result = await spec[2]
             else:
-                result = await self._decode(ended.t_start, t_end + POST_ROLL_S)
+                result = await self._decode(ended.t_start, t_end + POST_ROLL_S, embed=True)
         except Exception as exc:  # noqa: BLE001
             await self.fail(t_end, exc)
+            # The prosody stage waits for this utterance's embedding: tell it there is none.
+            await self.push_frame(VoiceEmbeddingFrame(self.leg, ended.utterance, "", None))
             return
         latency = self.clock.latency_ms(t_end)
         await self.emit(TranscriptFinal(
@@ -151,6 +159,8 @@ class ASRStage(Stage):
             utterance=ended.utterance, text=result.text, t_start=ended.t_start,
             model=result.model,
         ))
+        await self.push_frame(VoiceEmbeddingFrame(self.leg, ended.utterance, result.model,
+                                                  result.voice_embedding))
         await self.observe("asr_final", latency, t_end)
 
 

@@ -4,22 +4,42 @@ Per finished utterance: pitch, energy and speaking rate (``ProsodyFeatures``), a
 0-10 anger and stress scores (``EmotionScore``) from models/emotion.py, measured against
 the speaker's own reference learnt from their first seconds of speech in the call: a loud
 person is not an angry person. Rolling values are exponential averages over utterances.
+
+The anger heads read the stage's own voice features and the ASR's voice embedding of the
+same utterance (a ``VoiceEmbeddingFrame``, which follows the final transcript). The stage
+waits for it up to ``prosody.embedding_wait_ms`` after the end of speech; an utterance
+whose embedding fails, comes from another ASR model or comes too late is scored from the
+voice features alone, and the event says so (``heads``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
+import numpy as np
+from pipecat.frames.frames import EndFrame
 from pipecat.processors.frame_processor import FrameDirection
 
-from models.emotion import MIN_DURATION_S, voice_features
+from models.emotion import MIN_DURATION_S, SpeakerBaseline, voice_features
 from models.prosody import analyse
 from pipeline.audio_ring import AudioRing
 from pipeline.context import CallContext
 from pipeline.events import EmotionScore, ProsodyFeatures, SpeechEnded
-from pipeline.frames import EventFrame
+from pipeline.frames import EventFrame, VoiceEmbeddingFrame
 from pipeline.stages.base import Stage
+
+
+@dataclass
+class _Waiting:
+    """An utterance's voice features, waiting for its embedding."""
+
+    ended: SpeechEnded
+    features: np.ndarray
+    seconds: float
+    compute_ms: float
+    arrived: asyncio.Event
 
 
 class ProsodyStage(Stage):
@@ -33,13 +53,26 @@ class ProsodyStage(Stage):
         self._rolling: dict[str, float] = {}
         self._emotion = emotion  # models.emotion.EmotionModel, or None
         opts = ctx.settings.prosody
-        self._baseline = None if emotion is None else emotion.new_baseline(
-            opts.baseline_min_s, opts.baseline_max_s, opts.baseline_prior_s
-        )
+        refs = (opts.baseline_min_s, opts.baseline_max_s, opts.baseline_prior_s)
+        self._baseline = None if emotion is None else emotion.new_baseline(*refs)
+        self._emb_baseline = None if emotion is None else emotion.new_embedding_baseline(*refs)
+        # Embeddings are awaited only from the ASR model the heads were trained on.
+        self._embedding_model = (emotion.embedding.asr_model if emotion is not None
+                                 and emotion.embedding is not None else None)
+        self._waiting: dict[int, _Waiting] = {}
+        self._embeddings: dict[int, np.ndarray | None] = {}
+        self._tasks: set[asyncio.Task] = set()
         self._rolling_emotion: dict[str, float] = {}
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
+        if isinstance(frame, VoiceEmbeddingFrame):
+            if frame.leg == self.leg:
+                self._on_embedding(frame)
+            return  # consumed here: nothing downstream reads it
+        if isinstance(frame, EndFrame):
+            while self._tasks:  # scores still waiting go out before the end
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.push_frame(frame, direction)
         if (isinstance(frame, EventFrame) and isinstance(frame.event, SpeechEnded)
                 and frame.event.leg == self.leg
@@ -70,17 +103,59 @@ class ProsodyStage(Stage):
         if self._emotion is not None and len(audio) >= MIN_DURATION_S * self._ring.rate:
             # Long turns are scored on their last seconds: the cost grows with length, and
             # where a turn ends up is what matters for escalation.
-            window = int(self.ctx.settings.prosody.emotion_window_s * self._ring.rate)
-            await self._score_emotion(ended, audio[-window:])
+            window = int(opts.emotion_window_s * self._ring.rate)
+            await self._voice_features(ended, audio[-window:])
 
-    async def _score_emotion(self, ended: SpeechEnded, audio) -> None:
+    async def _voice_features(self, ended: SpeechEnded, audio) -> None:
         started = time.perf_counter()
         try:
-            scores, ready = await self.run_blocking(self._emotion_scores, audio)
+            feats = await self.run_blocking(voice_features, audio, self._ring.rate)
         except Exception as exc:  # noqa: BLE001
             await self.fail(ended.t_audio, exc)
             return
-        ms = (time.perf_counter() - started) * 1000
+        waiting = _Waiting(ended, feats, len(audio) / self._ring.rate,
+                           (time.perf_counter() - started) * 1000, asyncio.Event())
+        if self._embedding_model is None:
+            await self._score(waiting, None)
+            return
+        self._waiting[ended.utterance] = waiting
+        if ended.utterance in self._embeddings:
+            waiting.arrived.set()
+        task = asyncio.get_running_loop().create_task(self._score_when_ready(waiting))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_embedding(self, frame: VoiceEmbeddingFrame) -> None:
+        usable = frame.vector is not None and frame.model == self._embedding_model
+        self._embeddings[frame.utterance] = frame.vector if usable else None
+        waiting = self._waiting.get(frame.utterance)
+        if waiting is not None:
+            waiting.arrived.set()
+
+    async def _score_when_ready(self, waiting: _Waiting) -> None:
+        utt = waiting.ended.utterance
+        wait_ms = self.ctx.settings.prosody.embedding_wait_ms
+        left_s = max(0.0, wait_ms - self.clock.latency_ms(waiting.ended.t_audio)) / 1000
+        try:
+            await asyncio.wait_for(waiting.arrived.wait(), left_s)
+        except TimeoutError:
+            pass  # too late: score from the voice features alone
+        self._waiting.pop(utt, None)
+        # Embeddings of utterances up to this one are no longer awaited.
+        embedding = self._embeddings.pop(utt, None)
+        for old in [u for u in self._embeddings if u < utt]:
+            del self._embeddings[old]
+        await self._score(waiting, embedding)
+
+    async def _score(self, waiting: _Waiting, embedding: np.ndarray | None) -> None:
+        ended = waiting.ended
+        started = time.perf_counter()
+        try:
+            scores, ready = self._emotion_scores(waiting.features, embedding, waiting.seconds)
+        except Exception as exc:  # noqa: BLE001
+            await self.fail(ended.t_audio, exc)
+            return
+        ms = waiting.compute_ms + (time.perf_counter() - started) * 1000
         _roll(self._rolling_emotion, {"anger": scores.anger, "stress": scores.stress},
               self.ctx.settings.prosody.emotion_alpha)
         latency = self.clock.latency_ms(ended.t_audio)
@@ -89,28 +164,40 @@ class ProsodyStage(Stage):
             utterance=ended.utterance, anger=scores.anger, anger_vs_calm=scores.anger_vs_calm,
             stress=scores.stress, rolling_anger=self._rolling_emotion["anger"],
             rolling_stress=self._rolling_emotion["stress"], baseline_ready=ready,
+            heads=scores.heads,
         ))
         await self.observe("emotion", ms, ended.t_audio)
         await self.observe("emotion_update", latency, ended.t_audio)
 
-    def _emotion_scores(self, audio):
-        """On the worker: features, then scores against the speaker's reference.
+    def _emotion_scores(self, feats: np.ndarray, embedding: np.ndarray | None,
+                        seconds: float):
+        """Scores against the speaker's references (a dot product: run on the loop).
 
-        While the reference is being learnt (the first ``baseline_min_s`` of speech), each
+        While a reference is being learnt (the first ``baseline_min_s`` of speech), each
         utterance joins it *before* it is scored: the opening seconds are taken as the
         speaker's normal voice on this line. Scoring them against the population's neutral
         mean instead flagged calm audiobook readers as angry (docs/evaluation.md): that mean
         belongs to RAVDESS's studio channel, not to a caller's handset.
         """
-        feats = voice_features(audio, self._ring.rate)
-        seconds = len(audio) / self._ring.rate
         ready = self._baseline.ready
-        if not ready:
-            self._baseline.add(feats, seconds)
-            return self._emotion.score(feats, self._baseline.provisional()), ready
-        scores = self._emotion.score(feats, self._baseline.mean())
-        self._baseline.add(feats, seconds)  # until baseline_max_s, then frozen
+        ref = _reference(self._baseline, feats, seconds)
+        emb_ref = None
+        if embedding is not None and self._emb_baseline is not None:
+            emb_ref = _reference(self._emb_baseline, embedding, seconds)
+        scores = self._emotion.score(feats, ref, embedding if emb_ref is not None else None,
+                                     emb_ref)
         return scores, ready
+
+
+def _reference(baseline: SpeakerBaseline, values: np.ndarray, seconds: float) -> np.ndarray:
+    """The reference to score ``values`` against; ``values`` join ``baseline`` (until it
+    is frozen): before it is read while it is still being learnt, after once it is ready."""
+    if not baseline.ready:
+        baseline.add(values, seconds)
+        return baseline.provisional()
+    ref = baseline.mean()
+    baseline.add(values, seconds)
+    return ref
 
 
 def _roll(rolling: dict[str, float], values: dict[str, float], alpha: float) -> None:
