@@ -21,7 +21,7 @@ recogniser's Whisper encoder over the utterance (models/whisper_asr.py computes 
 the final decode, so it costs nothing extra). Whisper's encoder has heard hundreds of
 thousands of hours of speech; its states tell a mildly angry voice from a calm one where
 pitch and spectral statistics do not (angry vs neutral/calm, leave-one-speaker-out: .957
-with the voice features alone, .99 with the embedding). It is level-invariant in practice
+with the voice features alone, .980 blended with the embedding). It is level-invariant
 once the encoder hears every utterance at one speech level (models/whisper_asr.py), but
 more sensitive to the channel than the voice features: its heads are trained to ignore the
 changes a telephone line, a band-pass or a gain makes to the same clip, and their
@@ -36,10 +36,11 @@ logistic regressions trained by ``scripts/train_emotion`` and evaluated in numpy
 JSON weights file, so nothing beyond numpy and scipy runs in the pipeline. Their
 speaker-independent figures come from ``scripts/eval_emotion``.
 
-Known limit: a phone line's 300-3400 Hz band-pass still moves scores (mean 0.6-0.7 points,
-a fifth of the clips by more than 1) although the heads are trained on band-passed copies
-too: the features below 300 Hz (alpha ratio, low spectral slope, the first mel bands) see
-it. Gain and G.711 alone move them by about 0.1.
+Known limit: a phone line's 300-3400 Hz band-pass still moves scores (blended: mean 0.4
+points, 13% of the clips by more than 1; voice heads alone 0.65 and 21%) although the heads
+are trained on band-passed copies too: the features below 300 Hz (alpha ratio, low spectral
+slope, the first mel bands) and the encoder see it. Gain and G.711 alone move them by about
+0.1 on average. The speaker's reference, learnt on the call's own channel, absorbs most of it.
 """
 
 from __future__ import annotations

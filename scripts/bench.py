@@ -49,6 +49,7 @@ def main() -> None:
     samples: dict[str, list[float]] = {s: [] for s in REPORTED_STEPS}
     final_short: list[float] = []
     refs, hyps = [], []
+    heads: list[str] = []  # per anger score: did the ASR's voice embedding arrive in time?
     for i, r in enumerate(rows, 1):
         rec = load(data / r["path"])
         result = asyncio.run(run_call(rec, settings, bundle, realtime=not args.fast))
@@ -56,6 +57,7 @@ def main() -> None:
             samples[step] += result.context.metrics.samples.get(step, [])
         final_short += [e.latency_ms for e in result.events if e.kind == "transcript_final"
                         and e.t_audio - e.t_start <= 8.0]
+        heads += [e.heads for e in result.events if e.kind == "emotion"]
         refs.append(r["text"])
         hyps.append(" ".join(result.finals()))
         print(f"[{i}/{len(rows)}] {r['path']}: asr_final "
@@ -76,9 +78,13 @@ def main() -> None:
         print(f"{step:18} {row['n']:5d} {row['p50']:8.1f} {row['p95']:8.1f} {budget}")
     wer = corpus_wer(refs, hyps)
     print(f"\nend-to-end WER through the graph (VAD-segmented): {100 * wer:.1f}%")
+    with_embedding = heads.count("voice+embedding")
+    print(f"anger scores with the voice embedding: {with_embedding} of {len(heads)} "
+          f"(the others came from the voice features alone: embedding late or failed)")
     write_json(args.json, {"machine": machine(), "device": bundle.asr().device,
                            "mode": "fast" if args.fast else "realtime",
                            "recordings": len(rows), "steps": table, "wer": wer,
+                           "emotion_with_embedding": [with_embedding, len(heads)],
                            "asr": vars(settings.asr)})
 
 

@@ -15,6 +15,7 @@ voice features alone, and the event says so (``heads``).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -136,8 +137,9 @@ class ProsodyStage(Stage):
         utt = waiting.ended.utterance
         wait_ms = self.ctx.settings.prosody.embedding_wait_ms
         left_s = max(0.0, wait_ms - self.clock.latency_ms(waiting.ended.t_audio)) / 1000
-        try:
-            await asyncio.wait_for(waiting.arrived.wait(), left_s)
+        try:  # no deadline (inf) off the line: the ASR always answers, with None on failure
+            await asyncio.wait_for(waiting.arrived.wait(),
+                                   None if math.isinf(left_s) else left_s)
         except TimeoutError:
             pass  # too late: score from the voice features alone
         self._waiting.pop(utt, None)
