@@ -31,8 +31,9 @@ def describe(event: Event) -> str | None:
                 f"(rolling F0 {e.rolling.get('f0_median_hz', 0):.0f} Hz)")
     if k == "emotion":
         reference = "own baseline" if e.baseline_ready else "learning baseline"
+        voice_only = ", voice features only" if e.heads == "voice" else ""
         return (f"emotion    anger {e.anger:.1f}/10 (rolling {e.rolling_anger:.1f}), stress "
-                f"{e.stress:.1f}/10 (rolling {e.rolling_stress:.1f}), {reference}")
+                f"{e.stress:.1f}/10 (rolling {e.rolling_stress:.1f}), {reference}{voice_only}")
     if k == "intent":
         others = ", ".join(f"{name} {score:.2f}" for name, score in e.candidates[1:])
         return f"intent     {e.intent} ({e.confidence:.2f})" + (f"  [{others}]" if others else "")

@@ -1,4 +1,4 @@
-from pipeline.events import BotReply, StageLatency, TranscriptFinal
+from pipeline.events import BotReply, EmotionScore, StageLatency, TranscriptFinal
 from switchboard.timeline import describe, latency_lines
 
 
@@ -17,3 +17,12 @@ def test_latency_table_marks_over_budget():
         "prosody": {"p50": float("nan"), "p95": float("nan"), "n": 0, "budget": 20.0},
     })
     assert lines[2].endswith("OVER") and lines[3].endswith("ok") and "no samples" in lines[4]
+
+
+def test_emotion_line_says_what_it_read():
+    both = EmotionScore(call_id="c", leg="caller", t_audio=2.0, anger=7.5, baseline_ready=True,
+                        heads="voice+embedding")
+    assert "anger 7.5/10" in describe(both) and "own baseline" in describe(both)
+    assert "voice features only" not in describe(both)
+    alone = EmotionScore(call_id="c", leg="caller", t_audio=2.0, heads="voice")
+    assert "learning baseline, voice features only" in describe(alone)
