@@ -13,19 +13,28 @@ including the clip itself), then:
 - anger_vs_calm: angry vs neutral+calm only;
 - stress: angry+fearful vs neutral+calm (a proxy: there are no stress labels);
 
-each a standardised logistic regression (C=0.02, balanced classes), once on the voice
-features alone and once on the voice features plus the voice embedding (the mean Whisper
-encoder state, models/whisper_asr.py, of the ASR model and window the pipeline is
-configured with, each copy minus the speaker's neutral mean of it too). With the extended
+each a standardised logistic regression with balanced classes, in two sets:
+
+- voice heads, on the voice features alone (C=0.02);
+- embedding heads, on the voice features plus the voice embedding (the mean Whisper
+  encoder state, models/whisper_asr.py, of the ASR model and window the pipeline is
+  configured with, each copy minus the speaker's neutral mean of it too), C=0.005, fitted
+  in coordinates whitened by the covariance of channel changes (every copy of
+  CHANNEL_COPIES minus its clean clip: G.711, band-pass, +-12 dB), so that the penalty
+  falls on the directions a channel moves. The pipeline averages the two sets'
+  probabilities (VOICE_WEIGHT); the voice heads alone score an utterance without an
+  embedding.
+
+With the extended
 feature set of models.emotion, gradient-boosted trees (the research's choice for
 anger_vs_calm) no longer helped: LOSO balanced accuracy .948 alone and .952 blended with
 the regression, against .956 for the regression alone.
 
 All 16 actors are used; scripts/eval_emotion measures the same recipe leave-one-speaker-out.
 The fit needs scikit-learn (a development tool); the pipeline evaluates the exported numbers
-in numpy. Features are cached in out/ (keyed by models.emotion.FEATURE_VERSION) and shared
-with the eval; the embeddings (about 2 minutes per copy on two cores) are cached beside them,
-keyed by the ASR model and window.
+in numpy. Features and embeddings of all six copies (CONDITIONS) are needed; they are cached
+in out/ (features keyed by models.emotion.FEATURE_VERSION; embeddings, about 2 minutes per
+copy on two cores, by the ASR model and window) and shared with the eval.
 """
 
 from __future__ import annotations

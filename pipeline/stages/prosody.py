@@ -67,9 +67,8 @@ class ProsodyStage(Stage):
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if isinstance(frame, VoiceEmbeddingFrame):
-            if frame.leg == self.leg:
-                self._on_embedding(frame)
+        if isinstance(frame, VoiceEmbeddingFrame) and frame.leg == self.leg:
+            self._on_embedding(frame)
             return  # consumed here: nothing downstream reads it
         if isinstance(frame, EndFrame):
             while self._tasks:  # scores still waiting go out before the end
