@@ -127,9 +127,9 @@ class WhisperASR:
             for offset in range(0, max(len(audio), 1), chunk):
                 piece = audio[offset : offset + chunk]
                 win = window_s or self.window_for(len(piece) / SAMPLE_RATE)
-                states = self._encode(piece, win, to_cpu=embed_last_s is not None)
+                states = self._encode(piece, win)
                 if embed_last_s is not None:
-                    embedding = pool_states(np.asarray(states), len(piece), embed_last_s)
+                    embedding = pool_states(_host_array(states), len(piece), embed_last_s)
                 text, logprob, nsp, too_long = self._generate(states, len(piece))
                 looping = too_long or compression_ratio(text) > COMPRESSION_RATIO_LIMIT
                 if win < MAX_WINDOW_S and looping:
@@ -159,12 +159,13 @@ class WhisperASR:
         :meth:`decode` returns with ``embed_last_s``, for training and evaluation."""
         audio = np.asarray(audio, dtype=np.float32)[: int(MAX_WINDOW_S * SAMPLE_RATE)]
         with self._lock:
-            states = self._encode(audio, self.window_for(len(audio) / SAMPLE_RATE), to_cpu=True)
-        return pool_states(np.asarray(states), len(audio), last_s)
+            states = self._encode(audio, self.window_for(len(audio) / SAMPLE_RATE))
+            host = _host_array(states)
+        return pool_states(host, len(audio), last_s)
 
-    def _encode(self, audio: np.ndarray, window_s: float, to_cpu: bool = False):
-        """Encoder states (a CTranslate2 StorageView) of ``audio`` zero-padded to
-        ``window_s``; ``to_cpu`` brings them to host memory (where numpy can read them)."""
+    def _encode(self, audio: np.ndarray, window_s: float):
+        """Encoder states (a CTranslate2 StorageView, on the model's device) of ``audio``
+        zero-padded to ``window_s``."""
         import ctranslate2
 
         n_samples = int(window_s * SAMPLE_RATE)
@@ -174,7 +175,7 @@ class WhisperASR:
         n_frames = int(window_s * FRAMES_PER_SECOND)
         features = np.ascontiguousarray(features[:, :n_frames], dtype=np.float32)
         storage = ctranslate2.StorageView.from_array(features[None])
-        return self._fw.model.encode(storage, to_cpu=to_cpu and self.device != "cpu")
+        return self._fw.model.encode(storage)
 
     def _generate(self, states, n_samples: int) -> tuple[str, float, float, bool]:
         """(text, average log-probability, no-speech probability, implausibly long) from
@@ -225,6 +226,18 @@ def normalise_level(audio: np.ndarray) -> np.ndarray:
         return x
     gain_db = np.clip(SPEECH_LEVEL_DBFS - 20 * math.log10(level), -MAX_GAIN_DB, MAX_GAIN_DB)
     return x * np.float32(10 ** (gain_db / 20))
+
+
+def _host_array(states) -> np.ndarray:
+    """Encoder ``states`` (a StorageView) as float32 numpy in host memory. The decoder keeps
+    the original on its device (a GPU's float16 states are copied, not moved)."""
+    import ctranslate2
+
+    if states.dtype != ctranslate2.DataType.float32:
+        states = states.to(ctranslate2.DataType.float32)
+    if states.device != "cpu":
+        states = states.to_device(ctranslate2.Device.cpu)
+    return np.asarray(states)
 
 
 def pool_states(states: np.ndarray, n_samples: int, last_s: float) -> np.ndarray:
