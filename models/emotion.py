@@ -412,7 +412,8 @@ def _checked(features: np.ndarray, dims: int = N_FEATURES) -> np.ndarray:
 
 @dataclass(frozen=True)
 class EmotionScores:
-    """Scores of one utterance on 0-10 (10 x the head's probability; 5 is its threshold).
+    """Scores of one utterance on 0-10 (10 x the probability, blended over the head sets
+    that scored; 5 is the threshold).
 
     ``anger``: angry against every other emotion. ``anger_vs_calm``: angry against a neutral
     or calm voice (the escalation decision); it was never shown the other emotions, and
