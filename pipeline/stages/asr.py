@@ -58,7 +58,6 @@ class ASRStage(Stage):
         self._next_partial = 0.0
         self._partial: asyncio.Task | None = None
         self._spec: tuple[int, float, asyncio.Task] | None = None
-        self._tasks: set[asyncio.Task] = set()
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -67,11 +66,11 @@ class ASRStage(Stage):
             if (self._active and self.monitor.rung == "full" and t_now >= self._next_partial
                     and self._spec is None and (self._partial is None or self._partial.done())):
                 self._next_partial = t_now + self._interval
-                self._partial = self._spawn(self._run_partial(self._utt, self._t_start, t_now))
+                self._partial = self.spawn(self._run_partial(self._utt, self._t_start, t_now))
         elif isinstance(frame, EventFrame) and frame.event.leg == self.leg:
             self._on_event(frame.event)
         elif isinstance(frame, EndFrame):
-            await self._drain()
+            await self.drain()
         await self.push_frame(frame, direction)
 
     def _on_event(self, event) -> None:
@@ -82,7 +81,7 @@ class ASRStage(Stage):
         elif isinstance(event, SpeechPaused) and self._speculative and self._active:
             # The final matters more than a partial: drop one still waiting for the worker.
             self._cancel_pending(self._partial)
-            task = self._spawn(self._decode(self._t_start, event.t_audio + POST_ROLL_S,
+            task = self.spawn(self._decode(self._t_start, event.t_audio + POST_ROLL_S,
                                             embed=True))
             self._spec = (event.utterance, event.t_audio, task)
         elif isinstance(event, SpeechResumed):
@@ -93,7 +92,7 @@ class ASRStage(Stage):
             self._active = False
             spec, self._spec = self._spec, None
             if not event.too_short:
-                self._spawn(self._run_final(event, spec))
+                self.spawn(self._run_final(event, spec))
 
     @staticmethod
     def _cancel_pending(task: asyncio.Task | None) -> None:
@@ -101,16 +100,6 @@ class ASRStage(Stage):
         running finishes on the worker (CTranslate2 cannot be interrupted) but is ignored."""
         if task is not None and not task.done():
             task.cancel()
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _decode_now(self, audio, embed: bool):
         """On the worker: decode with the model of the rung the stage is on *now*, so a

@@ -36,6 +36,7 @@ class Stage(FrameProcessor):
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.stage_name)
         self._other_monitors: dict[str, StageMonitor] = {}
         self._extra_latency_s = ctx.settings.faults.extra_latency_ms.get(self.stage_name, 0) / 1e3
+        self._tasks: set[asyncio.Task] = set()
 
     @property
     def clock(self):
@@ -45,6 +46,20 @@ class Stage(FrameProcessor):
         """Publish ``event`` to the call's bus and pass it downstream."""
         self.ctx.bus.publish(event)
         await self.push_frame(EventFrame(event=event))
+
+    def spawn(self, coro) -> asyncio.Task:
+        """Run ``coro`` beside the frame flow (a decode, a score waiting for its input);
+        :meth:`drain` waits for every such task."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def drain(self) -> None:
+        """Wait until every spawned task is done: at the end of the stream, so their
+        results go out before it."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def run_blocking(self, fn, *args: Any) -> Any:
         """Run ``fn(*args)`` on the stage's worker thread (with any injected fault delay)."""

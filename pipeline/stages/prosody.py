@@ -62,7 +62,6 @@ class ProsodyStage(Stage):
                                  and emotion.embedding is not None else None)
         self._waiting: dict[int, _Waiting] = {}
         self._embeddings: dict[int, np.ndarray | None] = {}
-        self._tasks: set[asyncio.Task] = set()
         self._rolling_emotion: dict[str, float] = {}
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
@@ -71,8 +70,7 @@ class ProsodyStage(Stage):
             self._on_embedding(frame)
             return  # consumed here: nothing downstream reads it
         if isinstance(frame, EndFrame):
-            while self._tasks:  # scores still waiting go out before the end
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await self.drain()  # scores still waiting go out before the end
         await self.push_frame(frame, direction)
         if (isinstance(frame, EventFrame) and isinstance(frame.event, SpeechEnded)
                 and frame.event.leg == self.leg
@@ -121,9 +119,7 @@ class ProsodyStage(Stage):
         self._waiting[ended.utterance] = waiting
         if ended.utterance in self._embeddings:
             waiting.arrived.set()
-        task = asyncio.get_running_loop().create_task(self._score_when_ready(waiting))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(self._score_when_ready(waiting))
 
     def _on_embedding(self, frame: VoiceEmbeddingFrame) -> None:
         usable = frame.vector is not None and frame.model == self._embedding_model
