@@ -42,10 +42,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import _common  # noqa: F401  (puts the project on sys.path)
@@ -62,6 +63,7 @@ from models.emotion import (
     EmotionModel,
     voice_features,
 )
+from models.registry import atomic_path
 from telephony import g711
 from telephony.resample import float_to_pcm16, resample
 
@@ -188,27 +190,8 @@ def load_features(corpus: Corpus, conditions: tuple[str, ...] = CONDITIONS,
 
     The cache is valid only for the same FEATURE_VERSION, clip list and random gains.
     """
-    gains = random_gains(len(corpus.paths))
-    stored: dict[str, np.ndarray] = {}
-    if cache is not None and cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            if (str(z["feature_version"]) == FEATURE_VERSION
-                    and list(z["paths"]) == corpus.paths and np.array_equal(z["gains"], gains)):
-                stored = {k: z[k] for k in z.files if k in CONDITIONS}
-    missing = [c for c in conditions if c not in stored]
-    for c in missing:
-        t0 = time.perf_counter()
-        stored[c] = np.array([
-            voice_features(transformed(c, x, corpus.rate, gains[i]), corpus.rate)
-            for i, x in enumerate(corpus.audio)
-        ])
-        if verbose:
-            print(f"features {c:6s} {len(corpus.audio)} clips in "
-                  f"{time.perf_counter() - t0:.1f} s", flush=True)
-    if missing and cache is not None:
-        _save_npz(cache, feature_version=FEATURE_VERSION, paths=np.array(corpus.paths),
-                  gains=gains, **stored)
-    return {c: stored[c] for c in conditions}
+    return _per_copy(corpus, conditions, cache, FEATURE_VERSION, "features",
+                     lambda: partial(voice_features, sample_rate=corpus.rate), verbose)
 
 
 def embedding_setup() -> dict:
@@ -229,41 +212,50 @@ def load_embeddings(corpus: Corpus, conditions: tuple[str, ...] = CONDITIONS,
     """Voice embeddings (clips x encoder width) per condition, through the pipeline's own
     WhisperASR on the CPU; cached like :func:`load_features`, keyed by :func:`embedding_setup`."""
     setup = embedding_setup()
-    key = json.dumps(setup, sort_keys=True)
-    gains = random_gains(len(corpus.paths))
-    stored: dict[str, np.ndarray] = {}
-    if cache is not None and cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            if (str(z["setup"]) == key and list(z["paths"]) == corpus.paths
-                    and np.array_equal(z["gains"], gains)):
-                stored = {k: z[k] for k in z.files if k in CONDITIONS}
-    missing = [c for c in conditions if c not in stored]
-    if missing:
+
+    def embedder():
         from models.whisper_asr import WhisperASR
 
         asr = WhisperASR(setup["asr_model"], device="cpu", compute_type=setup["compute_type"],
                          min_window_s=setup["min_window_s"],
                          window_margin_s=setup["window_margin_s"])
+        return partial(asr.voice_embedding, last_s=setup["last_s"])
+
+    return _per_copy(corpus, conditions, cache, json.dumps(setup, sort_keys=True),
+                     "embeddings", embedder, verbose)
+
+
+def _per_copy(corpus: Corpus, conditions: tuple[str, ...], cache: Path | None, version: str,
+              what: str, make: Callable[[], Callable[[np.ndarray], np.ndarray]],
+              verbose: bool) -> dict[str, np.ndarray]:
+    """One row per clip for each copy in ``conditions``, computed by the function ``make()``
+    returns (built only when the cache lacks a copy); cached in ``cache`` for the same
+    ``version``, clip list and random gains."""
+    gains = random_gains(len(corpus.paths))
+    stored: dict[str, np.ndarray] = {}
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            if (str(z["version"]) == version and list(z["paths"]) == corpus.paths
+                    and np.array_equal(z["gains"], gains)):
+                stored = {k: z[k] for k in z.files if k in CONDITIONS}
+    missing = [c for c in conditions if c not in stored]
+    of_clip = make() if missing else None
     for c in missing:
         t0 = time.perf_counter()
-        stored[c] = np.array([
-            asr.voice_embedding(transformed(c, x, corpus.rate, gains[i]), setup["last_s"])
-            for i, x in enumerate(corpus.audio)
-        ])
+        stored[c] = np.array([of_clip(transformed(c, x, corpus.rate, gains[i]))
+                              for i, x in enumerate(corpus.audio)])
         if verbose:
-            print(f"embeddings {c:6s} {len(corpus.audio)} clips in "
+            print(f"{what} {c:6s} {len(corpus.audio)} clips in "
                   f"{time.perf_counter() - t0:.1f} s", flush=True)
     if missing and cache is not None:
-        _save_npz(cache, setup=key, paths=np.array(corpus.paths), gains=gains, **stored)
+        _save_npz(cache, version=version, paths=np.array(corpus.paths), gains=gains, **stored)
     return {c: stored[c] for c in conditions}
 
 
 def _save_npz(path: Path, **arrays) -> None:
     """Write ``path`` atomically (a concurrent reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def speaker_baselines(ref: np.ndarray, speakers: np.ndarray, baseline: np.ndarray
