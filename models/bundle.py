@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from models.registry import cache_dir
+from switchboard.models.registry import cache_dir
+
 from switchboard.config import Settings
 
 _BLAS_LIMIT = None
@@ -49,7 +50,7 @@ class ModelBundle:
 
     def asr(self, model: str | None = None):
         """The shared WhisperASR for ``model`` (the configured primary by default)."""
-        from models.whisper_asr import WhisperASR
+        from switchboard.models.whisper_asr import WhisperASR
 
         opts = self.settings.asr
         name = model or opts.model
@@ -63,12 +64,12 @@ class ModelBundle:
             return self._asr[name]
 
     def vad_scorer(self, rung: str):
-        from models.vad import make_scorer
+        from switchboard.models.vad import make_scorer
 
         return make_scorer(rung, self.settings.vad.webrtc_mode)
 
     def tts(self):
-        from models.tts import PiperTTS
+        from switchboard.models.tts import PiperTTS
 
         with self._lock:
             if self._tts is None:
@@ -82,7 +83,7 @@ class ModelBundle:
         return Path(cache_dir()) / "embeddings"
 
     def embedder(self):
-        from models.embedder import MiniLMEmbedder
+        from switchboard.models.embedder import MiniLMEmbedder
 
         with self._lock:
             if self._embedder is None:
@@ -91,8 +92,8 @@ class ModelBundle:
 
     def knowledge(self):
         """(articles, hybrid index) for the configured KB; raises KnowledgeBaseError."""
-        from pipeline.knowledge import load_abcd
-        from pipeline.retrieval import HybridIndex
+        from switchboard.pipeline.knowledge import load_abcd
+        from switchboard.pipeline.retrieval import HybridIndex
 
         embedder = self.embedder()
         with self._lock:
@@ -108,7 +109,7 @@ class ModelBundle:
 
         Raises pipeline.intents.IntentExamplesError when the files are missing or malformed.
         """
-        from pipeline.intents import IntentDetector, load_examples
+        from switchboard.pipeline.intents import IntentDetector, load_examples
 
         embedder = self.embedder()
         with self._lock:
@@ -123,7 +124,7 @@ class ModelBundle:
 
     def emotion(self):
         """The anger/stress model (committed weights); raises ModelUnavailableError."""
-        from models.emotion import EmotionModel
+        from switchboard.models.emotion import EmotionModel
 
         with self._lock:
             if self._emotion is None:
@@ -136,8 +137,8 @@ class ModelBundle:
         A missing model raises ModelUnavailableError; a missing knowledge base or intent
         file does not: each call's graph reports it and runs without (CallGraph).
         """
-        from pipeline.intents import IntentExamplesError
-        from pipeline.knowledge import KnowledgeBaseError
+        from switchboard.pipeline.intents import IntentExamplesError
+        from switchboard.pipeline.knowledge import KnowledgeBaseError
 
         self.asr()
         self.tts()

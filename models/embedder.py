@@ -16,8 +16,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-
-from models.registry import MINILM, ModelUnavailableError, atomic_path, locate
+from switchboard.models.registry import MINILM, ModelUnavailableError, atomic_path, locate
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +82,8 @@ class MiniLMEmbedder:
     @staticmethod
     def _onnx_session(path: Path):
         import onnxruntime as ort
-
-        from models.device import detect
-        from models.minilm_onnx import cached_model
+        from switchboard.models.device import detect
+        from switchboard.models.minilm_onnx import cached_model
 
         try:
             model = cached_model(path)

@@ -53,9 +53,8 @@ from typing import Any
 
 import numpy as np
 from scipy.fft import dct, irfft, rfft
-
-from models.registry import ModelUnavailableError
-from telephony.resample import resample
+from switchboard.models.registry import ModelUnavailableError
+from switchboard.telephony.resample import resample
 
 #: Changes whenever a feature's definition changes; weights trained for another version are
 #: refused at load time, and cached training features are recomputed.

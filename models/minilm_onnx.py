@@ -16,8 +16,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-from models.registry import atomic_path, cache_dir
+from switchboard.models.registry import atomic_path, cache_dir
 
 #: Changes whenever the graph below changes, so a cached file from older code is rebuilt.
 GRAPH_VERSION = "1"

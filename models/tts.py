@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-
-from models import device as device_mod
-from models.registry import PIPER_JOE, ModelUnavailableError, locate
-from telephony.resample import INTERNAL_RATE, resample
+from switchboard.models import device as device_mod
+from switchboard.models.registry import PIPER_JOE, ModelUnavailableError, locate
+from switchboard.telephony.resample import INTERNAL_RATE, resample
 
 VOICES = {"en_US-joe-medium": PIPER_JOE}
 

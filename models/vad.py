@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-
-from models.registry import SILERO_VAD, ModelUnavailableError, locate
+from switchboard.models.registry import SILERO_VAD, ModelUnavailableError, locate
 
 
 class SpeechScorer(Protocol):

@@ -23,9 +23,8 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-
-from models import device as device_mod
-from models.registry import ModelUnavailableError, whisper_dir
+from switchboard.models import device as device_mod
+from switchboard.models.registry import ModelUnavailableError, whisper_dir
 
 SAMPLE_RATE = 16000
 FRAMES_PER_SECOND = 100  # Whisper's mel hop is 10 ms

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from pipeline.events import Event
+from switchboard.pipeline.events import Event
 
 log = logging.getLogger(__name__)
 

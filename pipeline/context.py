@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.budgets import Metrics
-from pipeline.bus import EventBus
-from pipeline.clock import AudioClock
+from switchboard.pipeline.budgets import Metrics
+from switchboard.pipeline.bus import EventBus
+from switchboard.pipeline.clock import AudioClock
+
 from switchboard.config import Settings
 
 

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from pipecat.frames.frames import DataFrame
-
-from pipeline.events import Event
+from switchboard.pipeline.events import Event
 
 #: Bytes per second of the internal format (16 kHz mono PCM16).
 PCM_BYTES_PER_SECOND = 32000

@@ -19,20 +19,19 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineParams, PipelineTask
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-
-from pipeline.audio_ring import AudioRing
-from pipeline.context import CallContext
-from pipeline.frames import PCM_BYTES_PER_SECOND, CallAudioFrame, ReplyAudioFrame
-from pipeline.intents import IntentExamplesError
-from pipeline.knowledge import KnowledgeBaseError
-from pipeline.policy import ACKNOWLEDGEMENT, NOT_UNDERSTOOD
-from pipeline.stages.asr import ASRStage
-from pipeline.stages.ingress import Ingress
-from pipeline.stages.nlu import NLUStage
-from pipeline.stages.policy import PolicyStage
-from pipeline.stages.prosody import ProsodyStage
-from pipeline.stages.tts import TTSStage
-from pipeline.stages.vad import VADStage
+from switchboard.pipeline.audio_ring import AudioRing
+from switchboard.pipeline.context import CallContext
+from switchboard.pipeline.frames import PCM_BYTES_PER_SECOND, CallAudioFrame, ReplyAudioFrame
+from switchboard.pipeline.intents import IntentExamplesError
+from switchboard.pipeline.knowledge import KnowledgeBaseError
+from switchboard.pipeline.policy import ACKNOWLEDGEMENT, NOT_UNDERSTOOD
+from switchboard.pipeline.stages.asr import ASRStage
+from switchboard.pipeline.stages.ingress import Ingress
+from switchboard.pipeline.stages.nlu import NLUStage
+from switchboard.pipeline.stages.policy import PolicyStage
+from switchboard.pipeline.stages.prosody import ProsodyStage
+from switchboard.pipeline.stages.tts import TTSStage
+from switchboard.pipeline.stages.vad import VADStage
 
 log = logging.getLogger(__name__)
 

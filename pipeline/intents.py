@@ -21,9 +21,8 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-
-from models.embedder import encode_cached
-from models.intent import IntentClassifier, IntentPrediction
+from switchboard.models.embedder import encode_cached
+from switchboard.models.intent import IntentClassifier, IntentPrediction
 
 BUNDLED = Path(__file__).resolve().parent / "data" / "intents" / "abcd.toml"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.knowledge import Article
+from switchboard.pipeline.knowledge import Article
 
 ACKNOWLEDGEMENT = "Sure, I can help with that."
 NOT_UNDERSTOOD = (

@@ -18,10 +18,9 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-
-from models.embedder import encode_cached
-from pipeline.events import Passage
-from pipeline.knowledge import Article
+from switchboard.models.embedder import encode_cached
+from switchboard.pipeline.events import Passage
+from switchboard.pipeline.knowledge import Article
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from pipeline.events import Event
+from switchboard.pipeline.events import Event
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (

@@ -15,12 +15,12 @@ import statistics
 
 import _common  # noqa: F401
 from _common import asr_refs, first_per_subset, machine, shared_data, write_json
+from switchboard.models.bundle import ModelBundle
+from switchboard.pipeline.wer import corpus_wer
+from switchboard.telephony.audio_file import load
 
-from models.bundle import ModelBundle
-from pipeline.wer import corpus_wer
 from switchboard.config import load_settings
 from switchboard.session import REPORTED_STEPS, run_call
-from telephony.audio_file import load
 
 
 def pct(values: list[float], q: float) -> float:

@@ -22,11 +22,11 @@ from _common import (
     subset_of,
     write_json,
 )
+from switchboard.models.whisper_asr import WhisperASR
+from switchboard.pipeline.wer import corpus_wer
+from switchboard.telephony.audio_file import load
 
-from models.whisper_asr import WhisperASR
-from pipeline.wer import corpus_wer
 from switchboard.config import load_settings
-from telephony.audio_file import load
 
 
 def main() -> None:

@@ -29,6 +29,13 @@ from pathlib import Path
 import _common  # noqa: F401  (puts the project on sys.path)
 import numpy as np
 from _common import ROOT, machine, shared_data, write_json
+from switchboard.models.emotion import (
+    HEADS,
+    N_FEATURES,
+    EmotionModel,
+    SpeakerBaseline,
+    voice_features,
+)
 from train_emotion import (
     CHANNEL_COPIES,
     CONDITIONS,
@@ -44,8 +51,6 @@ from train_emotion import (
     speaker_baselines,
     train_spec,
 )
-
-from models.emotion import HEADS, N_FEATURES, EmotionModel, SpeakerBaseline, voice_features
 
 SEED = 0
 #: Conditions scored against a reference from the same channel: the clean clips, the

@@ -29,11 +29,11 @@ import _common
 import numpy as np
 from _common import abcd_queries, machine, p50_p95, shared_data, write_json
 from sklearn.model_selection import StratifiedKFold
+from switchboard.models.bundle import limit_blas_threads
+from switchboard.models.embedder import MiniLMEmbedder, encode_cached
+from switchboard.models.intent import OUT_OF_SCOPE, IntentClassifier, oos_threshold_for
+from switchboard.pipeline.intents import load_examples
 
-from models.bundle import limit_blas_threads
-from models.embedder import MiniLMEmbedder, encode_cached
-from models.intent import OUT_OF_SCOPE, IntentClassifier, oos_threshold_for
-from pipeline.intents import load_examples
 from switchboard.config import load_settings
 
 

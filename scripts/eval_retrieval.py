@@ -23,9 +23,9 @@ from pathlib import Path
 
 import _common  # noqa: F401  (puts the project on sys.path)
 from _common import ABCD_EVAL, Query, abcd_queries, machine, p50_p95, write_json
+from switchboard.models.bundle import ModelBundle
+from switchboard.pipeline.retrieval import HybridIndex
 
-from models.bundle import ModelBundle
-from pipeline.retrieval import HybridIndex
 from switchboard.config import load_settings
 
 METHODS = ("hybrid", "lexical", "embedding")

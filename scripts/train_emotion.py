@@ -53,8 +53,7 @@ import _common  # noqa: F401  (puts the project on sys.path)
 import numpy as np
 import soundfile as sf
 from _common import ROOT, shared_data
-
-from models.emotion import (
+from switchboard.models.emotion import (
     DEFAULT_WEIGHTS,
     FEATURE_NAMES,
     FEATURE_VERSION,
@@ -63,9 +62,9 @@ from models.emotion import (
     EmotionModel,
     voice_features,
 )
-from models.registry import atomic_path
-from telephony import g711
-from telephony.resample import float_to_pcm16, resample
+from switchboard.models.registry import atomic_path
+from switchboard.telephony import g711
+from switchboard.telephony.resample import float_to_pcm16, resample
 
 SEED = 0
 LR_C = 0.02  # strong regularisation: +4 points over C=1 in the research
@@ -214,7 +213,7 @@ def load_embeddings(corpus: Corpus, conditions: tuple[str, ...] = CONDITIONS,
     setup = embedding_setup()
 
     def embedder():
-        from models.whisper_asr import WhisperASR
+        from switchboard.models.whisper_asr import WhisperASR
 
         asr = WhisperASR(setup["asr_model"], device="cpu", compute_type=setup["compute_type"],
                          min_window_s=setup["min_window_s"],

@@ -38,8 +38,8 @@ def _jsonable(value):
 
 def _load_models(settings):
     """A warmed-up ModelBundle, or None after printing the one-line error (exit code 3)."""
-    from models.bundle import ModelBundle
-    from models.registry import ModelUnavailableError
+    from switchboard.models.bundle import ModelBundle
+    from switchboard.models.registry import ModelUnavailableError
 
     bundle = ModelBundle(settings)
     try:
@@ -52,10 +52,10 @@ def _load_models(settings):
 
 def cmd_simulate(args: argparse.Namespace, bundle=None) -> int:
     """Play one recording through the graph; ``bundle`` reuses already-loaded models."""
-    from pipeline.store import CallStore
+    from switchboard.pipeline.store import CallStore
     from switchboard.session import run_call
+    from switchboard.telephony.audio_file import AudioFileError, load
     from switchboard.timeline import TimelinePrinter, latency_lines
-    from telephony.audio_file import AudioFileError, load
 
     try:
         recording = load(args.call)
@@ -131,7 +131,7 @@ def _synthesised_caller(path: Path) -> Path:
     import numpy as np
     import soundfile as sf
 
-    from models.tts import PiperTTS
+    from switchboard.models.tts import PiperTTS
 
     tts = PiperTTS(length_scale=1.1)
     gap = np.zeros(int(1.2 * 16000), np.float32)
@@ -145,9 +145,9 @@ def _synthesised_caller(path: Path) -> Path:
 def cmd_models(args: argparse.Namespace) -> int:
     """Check every bundled model loads; prepare derived files (the joined Whisper base, the
     MiniLM onnx graph)."""
-    from models.emotion import DEFAULT_WEIGHTS, EmotionModel
-    from models.minilm_onnx import cached_model
-    from models.registry import (
+    from switchboard.models.emotion import DEFAULT_WEIGHTS, EmotionModel
+    from switchboard.models.minilm_onnx import cached_model
+    from switchboard.models.registry import (
         MINILM,
         PIPER_JOE,
         SILERO_VAD,

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from models.bundle import ModelBundle
-from pipeline.context import CallContext
-from pipeline.events import Event
-from pipeline.graph import CallGraph
-from pipeline.store import CallStore
 from switchboard.config import Settings
-from telephony import file_source
-from telephony.audio_file import Recording
+from switchboard.models.bundle import ModelBundle
+from switchboard.pipeline.context import CallContext
+from switchboard.pipeline.events import Event
+from switchboard.pipeline.graph import CallGraph
+from switchboard.pipeline.store import CallStore
+from switchboard.telephony import file_source
+from switchboard.telephony.audio_file import Recording
 
 log = logging.getLogger(__name__)
 

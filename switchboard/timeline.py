@@ -6,7 +6,7 @@ import math
 import sys
 from typing import TextIO
 
-from pipeline.events import Event
+from switchboard.pipeline.events import Event
 
 
 def _ms(value: float | None) -> str:

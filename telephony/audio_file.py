@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-from telephony import g711
-from telephony.resample import INTERNAL_RATE, resample, to_mono
+from switchboard.telephony import g711
+from switchboard.telephony.resample import INTERNAL_RATE, resample, to_mono
 
 RAW_ULAW_SUFFIXES = {".ul", ".ulaw", ".mulaw", ".mu"}
 RAW_ALAW_SUFFIXES = {".al", ".alaw"}

@@ -7,10 +7,9 @@ import time
 from collections.abc import AsyncIterator
 
 import numpy as np
-
-from pipeline.frames import CallAudioFrame
-from telephony.audio_file import Recording
-from telephony.resample import INTERNAL_RATE, float_to_pcm16
+from switchboard.pipeline.frames import CallAudioFrame
+from switchboard.telephony.audio_file import Recording
+from switchboard.telephony.resample import INTERNAL_RATE, float_to_pcm16
 
 FRAME_SAMPLES = INTERNAL_RATE // 50
 

@@ -40,6 +40,6 @@ def settings_factory(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bundle(settings_factory):
-    from models.bundle import ModelBundle
+    from switchboard.models.bundle import ModelBundle
 
     return ModelBundle(settings_factory())

@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 import soundfile as sf
-
-from telephony import g711
-from telephony.audio_file import AudioFileError, load
+from switchboard.telephony import g711
+from switchboard.telephony.audio_file import AudioFileError, load
 
 
 def _speechlike(rate: int, seconds: float = 1.0) -> np.ndarray:

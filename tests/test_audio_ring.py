@@ -1,6 +1,5 @@
 import numpy as np
-
-from pipeline.audio_ring import AudioRing
+from switchboard.pipeline.audio_ring import AudioRing
 
 
 def test_slice_by_time_and_wraparound():

@@ -1,4 +1,5 @@
-from pipeline.budgets import Metrics, StageMonitor
+from switchboard.pipeline.budgets import Metrics, StageMonitor
+
 from switchboard.config import Budget, BudgetOptions
 
 

@@ -1,6 +1,5 @@
+from switchboard.models.bundle import ModelBundle
 from threadpoolctl import threadpool_info
-
-from models.bundle import ModelBundle
 
 
 def test_numpy_blas_runs_on_one_thread(settings_factory):

@@ -1,5 +1,5 @@
-from pipeline.bus import EventBus
-from pipeline.events import TranscriptFinal
+from switchboard.pipeline.bus import EventBus
+from switchboard.pipeline.events import TranscriptFinal
 
 
 def test_fanout_in_order_and_a_broken_subscriber_is_contained():

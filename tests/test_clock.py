@@ -1,6 +1,6 @@
 import time
 
-from pipeline.clock import AudioClock
+from switchboard.pipeline.clock import AudioClock
 
 
 def test_captured_at_finds_the_frame():

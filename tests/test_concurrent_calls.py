@@ -4,10 +4,11 @@ while another call running at the same time on the same loaded models is unaffec
 import asyncio
 import copy
 
-from pipeline.store import CallStore
-from pipeline.wer import wer
+from switchboard.pipeline.store import CallStore
+from switchboard.pipeline.wer import wer
+from switchboard.telephony.audio_file import load
+
 from switchboard.session import run_call
-from telephony.audio_file import load
 from tests.helpers import generous_budgets
 
 

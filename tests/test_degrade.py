@@ -3,9 +3,10 @@ smaller model), and the breaches show in the Prometheus export."""
 
 import asyncio
 
-from models.bundle import ModelBundle
+from switchboard.models.bundle import ModelBundle
+from switchboard.telephony.audio_file import load
+
 from switchboard.session import run_call
-from telephony.audio_file import load
 from tests.helpers import generous_budgets
 
 
@@ -55,7 +56,7 @@ def test_within_budget_stays_on_top_rung(data, settings_factory, bundle):
 def test_crashing_vad_model_falls_back_and_the_call_goes_on(data, settings_factory, tmp_path):
     """Silero raising on every window: after `degrade_after` failures the VAD moves to
     WebRTC, the call is still transcribed, and its record (errors included) is stored."""
-    from pipeline.store import CallStore
+    from switchboard.pipeline.store import CallStore
 
     settings = generous_budgets(settings_factory(faults={"fail_rungs": ["vad:silero"]}))
     store = CallStore(f"sqlite:///{tmp_path}/calls.db")
@@ -75,7 +76,7 @@ def test_crashing_vad_model_falls_back_and_the_call_goes_on(data, settings_facto
 
 def test_failing_asr_decode_still_records_the_call(data, settings_factory, tmp_path):
     """Every ASR rung failing: no transcript, but the call completes and is recorded."""
-    from pipeline.store import CallStore
+    from switchboard.pipeline.store import CallStore
 
     settings = generous_budgets(settings_factory(
         faults={"fail_rungs": ["asr:full", "asr:no_partials", "asr:fallback_model"]}))

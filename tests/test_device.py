@@ -1,4 +1,4 @@
-from models import device
+from switchboard.models import device
 
 
 def test_cpu_forced(monkeypatch):

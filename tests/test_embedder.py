@@ -18,7 +18,7 @@ def test_batch_equals_single(bundle):
 
 
 def test_onnx_graph_matches_the_numpy_reference(bundle, data):
-    from models.embedder import MiniLMEmbedder
+    from switchboard.models.embedder import MiniLMEmbedder
 
     fast = bundle.embedder()
     assert fast.backend == "onnx"
@@ -30,8 +30,8 @@ def test_onnx_graph_matches_the_numpy_reference(bundle, data):
 
 
 def test_onnx_graph_is_built_once_into_the_cache(tmp_path, monkeypatch):
-    from models.minilm_onnx import cached_model
-    from models.registry import MINILM, locate
+    from switchboard.models.minilm_onnx import cached_model
+    from switchboard.models.registry import MINILM, locate
 
     monkeypatch.setenv("SWITCHBOARD_CACHE", str(tmp_path))
     path = cached_model(locate(MINILM))

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from models.emotion import (
+from switchboard.models.emotion import (
     DEFAULT_WEIGHTS,
     FEATURE_NAMES,
     FEATURE_VERSION,
@@ -25,7 +24,8 @@ from models.emotion import (
     SpeakerBaseline,
     voice_features,
 )
-from models.registry import ModelUnavailableError
+from switchboard.models.registry import ModelUnavailableError
+
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -68,7 +68,7 @@ def _clip(corpus, speaker: str, emotion: str, k: int = 0) -> np.ndarray:
 def test_features_are_finite_and_named(corpus):
     x = _clip(corpus, "ravdess_01", "angry")
     for rate in (16000, 8000, 44100):
-        from telephony.resample import resample
+        from switchboard.telephony.resample import resample
 
         f = voice_features(resample(x, 16000, rate), rate)
         assert f.shape == (N_FEATURES,) == (len(FEATURE_NAMES),)
@@ -99,8 +99,8 @@ def test_bad_audio_raises():
 
 def _telephone_8k(x: np.ndarray) -> np.ndarray:
     """8 kHz G.711 μ-law, decoded, handed over at 8 kHz."""
-    from telephony import g711
-    from telephony.resample import float_to_pcm16, resample
+    from switchboard.telephony import g711
+    from switchboard.telephony.resample import float_to_pcm16, resample
 
     pcm = float_to_pcm16(resample(x, 16000, 8000))
     return g711.ulaw_decode(g711.ulaw_encode(pcm)).astype(np.float32) / 32768.0
@@ -126,7 +126,7 @@ def test_level_and_telephone_move_the_score_by_at_most_one_point(corpus, model):
 def test_level_and_telephone_move_the_blended_score_by_at_most_one_point(corpus, model, asr):
     """The same with the voice embedding (which the ASR computes at 16 kHz, the pipeline's
     internal rate: the telephone copy is brought back to it as a phone leg would be)."""
-    from telephony.resample import resample
+    from switchboard.telephony.resample import resample
 
     last_s = model.embedding.last_s
     clips = [_clip(corpus, "ravdess_01", "angry", 4), _clip(corpus, "ravdess_06", "angry", 1),

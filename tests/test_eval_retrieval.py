@@ -5,8 +5,8 @@ import sys
 import tomllib
 
 import pytest
+from switchboard.pipeline.knowledge import load_abcd
 
-from pipeline.knowledge import load_abcd
 from tests.conftest import ROOT
 
 INTENTS = ROOT / "pipeline" / "data" / "intents" / "abcd.toml"

@@ -2,9 +2,8 @@ import asyncio
 import time
 
 import numpy as np
-
-from telephony.audio_file import Recording
-from telephony.file_source import frames
+from switchboard.telephony.audio_file import Recording
+from switchboard.telephony.file_source import frames
 
 
 def _collect(rec, realtime):

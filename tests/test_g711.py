@@ -1,7 +1,6 @@
 import numpy as np
 import soundfile as sf
-
-from telephony import g711
+from switchboard.telephony import g711
 
 
 def _tone() -> np.ndarray:

@@ -3,8 +3,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-
-from models.intent import OUT_OF_SCOPE, IntentClassifier, oos_threshold_for
+from switchboard.models.intent import OUT_OF_SCOPE, IntentClassifier, oos_threshold_for
 
 
 def _banking(data, name, categories, per_class):

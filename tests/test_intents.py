@@ -1,7 +1,6 @@
 import pytest
-
-from models.intent import OUT_OF_SCOPE
-from pipeline.intents import (
+from switchboard.models.intent import OUT_OF_SCOPE
+from switchboard.pipeline.intents import (
     BUNDLED,
     IntentDetector,
     IntentExamplesError,

@@ -2,8 +2,7 @@ import json
 import shutil
 
 import pytest
-
-from pipeline.knowledge import KnowledgeBaseError, load_abcd
+from switchboard.pipeline.knowledge import KnowledgeBaseError, load_abcd
 
 
 def test_55_flows_with_steps(data):

@@ -1,5 +1,5 @@
-from pipeline.knowledge import Article
-from pipeline.policy import ACKNOWLEDGEMENT, NOT_UNDERSTOOD, compose
+from switchboard.pipeline.knowledge import Article
+from switchboard.pipeline.policy import ACKNOWLEDGEMENT, NOT_UNDERSTOOD, compose
 
 
 def test_reply_starts_short_and_asks_for_the_first_action():

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
-
-from models.prosody import analyse, pitch_track
+from switchboard.models.prosody import analyse, pitch_track
 
 
 def _voice(f0: float, seconds: float = 1.0) -> np.ndarray:

@@ -1,9 +1,8 @@
 import os
 
 import pytest
-
-from models import registry
-from models.registry import ModelSpec, ModelUnavailableError, locate
+from switchboard.models import registry
+from switchboard.models.registry import ModelSpec, ModelUnavailableError, locate
 
 
 def test_missing_package_names_the_package():
@@ -45,7 +44,7 @@ def test_truncated_join_is_redone(tmp_path, monkeypatch):
 
 
 def test_corrupt_whisper_model_gives_one_clear_error(tmp_path, monkeypatch):
-    from models.whisper_asr import WhisperASR
+    from switchboard.models.whisper_asr import WhisperASR
 
     monkeypatch.setenv("SWITCHBOARD_CACHE", str(tmp_path))
     path = registry.whisper_dir("base")

@@ -1,6 +1,5 @@
 import numpy as np
-
-from telephony.resample import float_to_pcm16, pcm16_to_float, resample, to_mono
+from switchboard.telephony.resample import float_to_pcm16, pcm16_to_float, resample, to_mono
 
 
 def test_resample_keeps_frequency():

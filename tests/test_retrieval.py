@@ -1,9 +1,8 @@
 import dataclasses
 
 import pytest
-
-from pipeline.knowledge import load_abcd
-from pipeline.retrieval import BM25, HybridIndex
+from switchboard.pipeline.knowledge import load_abcd
+from switchboard.pipeline.retrieval import BM25, HybridIndex
 
 
 def test_bm25_prefers_the_matching_document():

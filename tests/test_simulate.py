@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from switchboard.pipeline.wer import wer
+from switchboard.telephony.audio_file import load
 
-from pipeline.wer import wer
 from switchboard import cli
 from switchboard.session import REPORTED_STEPS, run_call
-from telephony.audio_file import load
 from tests.helpers import generous_budgets
 
 JFK = ("And so, my fellow Americans, ask not what your country can do for you, "
@@ -130,7 +130,7 @@ def test_blips_are_marked_once_and_skipped(jfk_call):
 
 
 def test_cli_corrupt_model_one_error_line(data, tmp_path, monkeypatch, capsys):
-    from models import registry
+    from switchboard.models import registry
 
     monkeypatch.setenv("SWITCHBOARD_CACHE", str(tmp_path / "cache"))
     model_bin = registry.whisper_dir("base") / "model.bin"
@@ -187,7 +187,7 @@ def test_a_calm_reader_on_another_channel_is_not_angry(bundle, data, settings_fa
     """Five calm audiobook sentences by one reader (LibriVox, not RAVDESS's studio): scored
     against the population's neutral mean they came out 8.5 of 10; against the reader's own
     opening seconds, as the stage does, nothing comes near the escalation level (7)."""
-    from telephony.audio_file import Recording
+    from switchboard.telephony.audio_file import Recording
 
     clips = sorted((data / "asr" / "pocketsphinx").glob("librivox_*.wav"))
     assert len(clips) >= 4

@@ -1,5 +1,5 @@
-from pipeline.events import TranscriptFinal
-from pipeline.store import CallStore
+from switchboard.pipeline.events import TranscriptFinal
+from switchboard.pipeline.store import CallStore
 
 
 def test_record_survives_a_failed_call(tmp_path):

@@ -1,4 +1,5 @@
-from pipeline.events import BotReply, EmotionScore, StageLatency, TranscriptFinal
+from switchboard.pipeline.events import BotReply, EmotionScore, StageLatency, TranscriptFinal
+
 from switchboard.timeline import describe, latency_lines
 
 

@@ -1,6 +1,5 @@
 import numpy as np
-
-from pipeline.stages.tts import sentences
+from switchboard.pipeline.stages.tts import sentences
 
 
 def test_piper_speaks_at_16k(bundle):

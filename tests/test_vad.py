@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-
-from models.vad import make_scorer
-from telephony.audio_file import load
-from telephony.resample import float_to_pcm16
+from switchboard.models.vad import make_scorer
+from switchboard.telephony.audio_file import load
+from switchboard.telephony.resample import float_to_pcm16
 
 
 @pytest.mark.parametrize("name", ["silero", "webrtc"])

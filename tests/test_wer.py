@@ -1,4 +1,4 @@
-from pipeline.wer import corpus_wer, normalise, number_to_words, wer
+from switchboard.pipeline.wer import corpus_wer, normalise, number_to_words, wer
 
 
 def test_numbers_spelt_out():

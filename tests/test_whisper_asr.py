@@ -1,14 +1,13 @@
 import numpy as np
 import pytest
-
-from models.whisper_asr import (
+from switchboard.models.whisper_asr import (
     COMPRESSION_RATIO_LIMIT,
     compression_ratio,
     normalise_level,
     pool_states,
 )
-from pipeline.wer import wer
-from telephony.audio_file import load
+from switchboard.pipeline.wer import wer
+from switchboard.telephony.audio_file import load
 
 JFK = ("And so, my fellow Americans, ask not what your country can do for you, "
        "ask what you can do for your country.")

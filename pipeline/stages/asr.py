@@ -18,10 +18,9 @@ import asyncio
 
 from pipecat.frames.frames import EndFrame
 from pipecat.processors.frame_processor import FrameDirection
-
-from pipeline.audio_ring import AudioRing
-from pipeline.context import CallContext
-from pipeline.events import (
+from switchboard.pipeline.audio_ring import AudioRing
+from switchboard.pipeline.context import CallContext
+from switchboard.pipeline.events import (
     SpeechEnded,
     SpeechPaused,
     SpeechResumed,
@@ -29,8 +28,8 @@ from pipeline.events import (
     TranscriptFinal,
     TranscriptPartial,
 )
-from pipeline.frames import CallAudioFrame, EventFrame, VoiceEmbeddingFrame
-from pipeline.stages.base import Stage
+from switchboard.pipeline.frames import CallAudioFrame, EventFrame, VoiceEmbeddingFrame
+from switchboard.pipeline.stages.base import Stage
 
 PRE_ROLL_S = 0.2  # VAD opens an utterance a little after the first sound
 # Audio kept after the last speech sample. When VAD reports a pause it has already scored

@@ -9,11 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pipecat.processors.frame_processor import FrameProcessor
-
-from pipeline.budgets import StageMonitor
-from pipeline.context import CallContext
-from pipeline.events import Event, StageDegraded, StageError, StageLatency
-from pipeline.frames import EventFrame
+from switchboard.pipeline.budgets import StageMonitor
+from switchboard.pipeline.context import CallContext
+from switchboard.pipeline.events import Event, StageDegraded, StageError, StageLatency
+from switchboard.pipeline.frames import EventFrame
 
 log = logging.getLogger(__name__)
 

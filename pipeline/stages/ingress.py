@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-
-from pipeline.audio_ring import AudioRing
-from pipeline.context import CallContext
-from pipeline.frames import CallAudioFrame
-from telephony.resample import pcm16_to_float
+from switchboard.pipeline.audio_ring import AudioRing
+from switchboard.pipeline.context import CallContext
+from switchboard.pipeline.frames import CallAudioFrame
+from switchboard.telephony.resample import pcm16_to_float
 
 
 class Ingress(FrameProcessor):

@@ -13,12 +13,11 @@ import time
 
 import numpy as np
 from pipecat.processors.frame_processor import FrameDirection
-
-from models.intent import OUT_OF_SCOPE, IntentPrediction
-from pipeline.context import CallContext
-from pipeline.events import IntentDetected, KnowledgeHits, Passage, TranscriptFinal
-from pipeline.frames import EventFrame
-from pipeline.stages.base import Stage
+from switchboard.models.intent import OUT_OF_SCOPE, IntentPrediction
+from switchboard.pipeline.context import CallContext
+from switchboard.pipeline.events import IntentDetected, KnowledgeHits, Passage, TranscriptFinal
+from switchboard.pipeline.frames import EventFrame
+from switchboard.pipeline.stages.base import Stage
 
 
 class NLUStage(Stage):

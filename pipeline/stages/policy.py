@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pipecat.processors.frame_processor import FrameDirection
-
-from models.intent import OUT_OF_SCOPE
-from pipeline.context import CallContext
-from pipeline.events import BotReply, IntentDetected
-from pipeline.frames import EventFrame
-from pipeline.policy import compose
-from pipeline.stages.base import Stage
+from switchboard.models.intent import OUT_OF_SCOPE
+from switchboard.pipeline.context import CallContext
+from switchboard.pipeline.events import BotReply, IntentDetected
+from switchboard.pipeline.frames import EventFrame
+from switchboard.pipeline.policy import compose
+from switchboard.pipeline.stages.base import Stage
 
 
 class PolicyStage(Stage):

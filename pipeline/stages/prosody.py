@@ -22,14 +22,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from pipecat.frames.frames import EndFrame
 from pipecat.processors.frame_processor import FrameDirection
-
-from models.emotion import MIN_DURATION_S, SpeakerBaseline, voice_features
-from models.prosody import analyse
-from pipeline.audio_ring import AudioRing
-from pipeline.context import CallContext
-from pipeline.events import EmotionScore, ProsodyFeatures, SpeechEnded
-from pipeline.frames import EventFrame, VoiceEmbeddingFrame
-from pipeline.stages.base import Stage
+from switchboard.models.emotion import MIN_DURATION_S, SpeakerBaseline, voice_features
+from switchboard.models.prosody import analyse
+from switchboard.pipeline.audio_ring import AudioRing
+from switchboard.pipeline.context import CallContext
+from switchboard.pipeline.events import EmotionScore, ProsodyFeatures, SpeechEnded
+from switchboard.pipeline.frames import EventFrame, VoiceEmbeddingFrame
+from switchboard.pipeline.stages.base import Stage
 
 
 @dataclass

@@ -14,12 +14,11 @@ from collections import OrderedDict
 
 import numpy as np
 from pipecat.processors.frame_processor import FrameDirection
-
-from pipeline.context import CallContext
-from pipeline.events import BotReply, ReplyAudioStarted
-from pipeline.frames import EventFrame, ReplyAudioFrame
-from pipeline.stages.base import Stage
-from telephony.resample import float_to_pcm16
+from switchboard.pipeline.context import CallContext
+from switchboard.pipeline.events import BotReply, ReplyAudioStarted
+from switchboard.pipeline.frames import EventFrame, ReplyAudioFrame
+from switchboard.pipeline.stages.base import Stage
+from switchboard.telephony.resample import float_to_pcm16
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 FRAME_SAMPLES = 320

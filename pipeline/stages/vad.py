@@ -12,11 +12,16 @@ import time
 
 from pipecat.frames.frames import EndFrame
 from pipecat.processors.frame_processor import FrameDirection
-
-from pipeline.context import CallContext
-from pipeline.events import Event, SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted
-from pipeline.frames import CallAudioFrame
-from pipeline.stages.base import Stage
+from switchboard.pipeline.context import CallContext
+from switchboard.pipeline.events import (
+    Event,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+)
+from switchboard.pipeline.frames import CallAudioFrame
+from switchboard.pipeline.stages.base import Stage
 
 RATE = 16000
 
