@@ -205,3 +205,72 @@ class SpeechResumed(Event):
 
     kind: ClassVar[str] = "speech_resumed"
     utterance: int = 0
+
+
+# --- The live call: legs, DTMF, barge-in, handoff (telephony/call.py, switchboard/callcenter.py)
+
+
+@dataclass
+class CallStateChanged(Event):
+    """The call moved to another state (bot, waiting for an agent, with an agent, ended)."""
+
+    kind: ClassVar[str] = "call_state"
+    state: str = ""
+    reason: str = ""
+
+
+@dataclass
+class LegJoined(Event):
+    """A party joined the call (``leg`` is its id; ``role`` what it is)."""
+
+    kind: ClassVar[str] = "leg_joined"
+    role: str = ""
+    peer: str = ""
+
+
+@dataclass
+class LegLeft(Event):
+    """A party left the call."""
+
+    kind: ClassVar[str] = "leg_left"
+    role: str = ""
+    reason: str = ""
+
+
+@dataclass
+class DtmfReceived(Event):
+    """A key the party pressed (RFC 4733 telephone-event)."""
+
+    kind: ClassVar[str] = "dtmf"
+    digit: str = ""
+
+
+@dataclass
+class BotReplyInterrupted(Event):
+    """The caller spoke over a bot reply and the bot stopped: ``stop_ms`` from the start of
+    the caller's speech to the bot's audio leaving the caller's stream."""
+
+    kind: ClassVar[str] = "bot_reply_interrupted"
+    reply_id: int = 0
+    played_s: float = 0.0
+    stop_ms: float = 0.0
+
+
+@dataclass
+class HandoffRequested(Event):
+    """The caller goes to a human: why, and what the agent gets with the call."""
+
+    kind: ClassVar[str] = "handoff_requested"
+    rule: str = ""
+    detail: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HandoffUpdate(Event):
+    """Progress of a handoff: an agent ringing, answered, declined, or none came."""
+
+    kind: ClassVar[str] = "handoff"
+    status: str = ""  # ringing | answered | no_answer | failed | callback_requested
+    agent: str = ""
+    detail: str = ""

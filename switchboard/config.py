@@ -119,10 +119,60 @@ class PolicyOptions:
 
 
 @dataclass
+class EscalationOptions:
+    """When the bot hands a caller to a human (pipeline/escalation.py)."""
+
+    anger_threshold: float = 7.0  # rolling anger above this, once the reference is ready
+    misunderstood_in_a_row: int = 2
+    dtmf_key: str = "0"
+    ask_for_person: bool = True
+
+
+@dataclass
+class HandoffOptions:
+    """How a handed-off caller reaches an agent (switchboard/callcenter.py)."""
+
+    # How long the caller waits on hold for an agent to answer before the bot takes a
+    # callback request instead.
+    wait_s: float = 45.0
+    # Each agent's phone rings this long before the next free agent is tried.
+    ring_s: float = 15.0
+    # While waiting, a spoken reassurance over the hold music this often.
+    hold_message_every_s: float = 20.0
+
+
+@dataclass
+class ServerOptions:
+    """``switchboard serve``: the HTTP server and admission control."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    # Calls held at once before a new one is refused (SIP 503 + Retry-After). From the
+    # capacity benchmark on 2 cores (docs/benchmarks.md); 0 = no limit.
+    max_calls: int = 6
+    retry_after_s: int = 30
+    # Bearer token for the JSON API; empty = a random one, printed at start.
+    api_token: str = ""
+    # Shutdown: live calls get a BYE, then this long to drain their analysis.
+    shutdown_grace_s: float = 5.0
+
+
+@dataclass
 class StoreOptions:
-    """Where call records go (SQLite by default)."""
+    """Where call records go (pipeline/store.py): SQLite by default, any SQLAlchemy URL.
+
+    ``url``: ``sqlite:///~/.local/share/switchboard/calls.db``, ``sqlite:///:memory:`` for
+    tests, ``postgresql+psycopg://user@host/switchboard`` for several machines.
+    ``commit_interval_s`` bounds what a crash (SIGKILL, power cut of the process) can lose:
+    events are committed in batches at most this long after they were published.
+    ``record_audio``: keep each leg's audio as a WAV under ``audio_dir`` (the store records
+    the path; the call writes the file).
+    """
 
     url: str = "sqlite:///" + str(Path.home() / ".local" / "share" / "switchboard" / "calls.db")
+    commit_interval_s: float = 0.25
+    record_audio: bool = False
+    audio_dir: str = str(Path.home() / ".local" / "share" / "switchboard" / "audio")
 
 
 @dataclass
@@ -176,6 +226,9 @@ class Settings:
     tts: TTSOptions = field(default_factory=TTSOptions)
     policy: PolicyOptions = field(default_factory=PolicyOptions)
     store: StoreOptions = field(default_factory=StoreOptions)
+    escalation: EscalationOptions = field(default_factory=EscalationOptions)
+    handoff: HandoffOptions = field(default_factory=HandoffOptions)
+    server: ServerOptions = field(default_factory=ServerOptions)
     faults: FaultOptions = field(default_factory=FaultOptions)
     budgets: BudgetOptions = field(default_factory=BudgetOptions)
 
