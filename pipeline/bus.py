@@ -27,6 +27,11 @@ class EventBus:
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Stop sending to ``subscriber`` (a viewer that went away); unknown ones are ignored."""
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+
     def publish(self, event: Event) -> None:
         self.history.append(event)
         for subscriber in list(self._subscribers):

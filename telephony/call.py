@@ -139,6 +139,10 @@ class Call:
     def ending(self) -> bool:
         return self.end_reason is not None
 
+    async def wait_end(self) -> None:
+        """Return once the call has been ended (before its teardown)."""
+        await self._stop.wait()
+
     async def wait(self) -> None:
         """Wait for the end, then tear down: close every leg, drain the graphs."""
         await self._stop.wait()
@@ -266,7 +270,8 @@ class Call:
         self.bot.extend(frame.pcm, tag=str(frame.reply_id))
 
     def _reply_started(self, tag: str, at: float) -> None:
-        self._reply_started_at[int(tag)] = at
+        if tag.isdigit():  # a reply of the graph's, not an announcement
+            self._reply_started_at[int(tag)] = at
 
     def say(self, pcm: bytes, tag: str = "announcement") -> None:
         """Play generated speech as the bot (to whoever hears the bot)."""

@@ -68,6 +68,10 @@ class FileEdge:
     def send(self, pcm: bytes) -> None:
         self.heard.append(pcm)
 
+    def leave(self) -> None:
+        """The party hangs up: ``receive`` reports it gone from the next frame."""
+        self._closed.set()
+
     def press(self, digit: str) -> None:
         """The party presses a key."""
         if self.on_dtmf:

@@ -110,13 +110,11 @@ class PlayoutSource:
             item = self._queue[0]
             if not item.frames:
                 self._queue.popleft()
-                if self.on_done:
-                    self.on_done(item.tag)
+                _notify(self.on_done, item.tag)
                 continue
             if item.started_at is None:
                 item.started_at = time.monotonic()
-                if self.on_start:
-                    self.on_start(item.tag, item.started_at)
+                _notify(self.on_start, item.tag, item.started_at)
             return item.frames.popleft()
         if self._loop:
             frame = self._loop[self._loop_i % len(self._loop)]
@@ -196,6 +194,15 @@ def mix(frames: Iterable[bytes]) -> bytes:
     for f in frames:
         acc += np.frombuffer(f, "<i2")
     return np.clip(acc, -32768, 32767).astype("<i2").tobytes()
+
+
+def _notify(callback: Callable | None, *args) -> None:
+    """Tell a listener of the playout; its bug must not stop the call's audio."""
+    if callback is not None:
+        try:
+            callback(*args)
+        except Exception:  # noqa: BLE001
+            log.exception("playout callback failed")
 
 
 def _frames_of(pcm: bytes) -> list[bytes]:

@@ -1,0 +1,363 @@
+"""The call center: admits calls, runs each one, hands callers to human agents.
+
+Every edge (SIP today; WebRTC and carrier media streams next) brings a caller here through
+:meth:`CallCenter.admit` and :meth:`CallCenter.run_call`. A call starts in bot mode: the
+bot greets the caller and answers. When a rule of pipeline/escalation.py fires (the caller
+asks for a person, presses 0, is not understood twice, or their anger passes 7 of 10), the
+call is handed off:
+
+1. the bot says it is connecting the caller, stops answering, and the caller hears hold
+   music (with a spoken reassurance now and then), never dead air;
+2. free agents' phones are rung one after another (:class:`AgentDirectory`; each agent
+   is reached through an :class:`AgentLine`, a SIP phone today), each for ``ring_s``;
+3. the first to answer is bridged to the caller with the context ready (transcript so far,
+   intent, anger: :meth:`Call.context`), and the bot's leg is dropped;
+4. if nobody answers within ``wait_s``, the bot says so, records a callback request, and
+   ends the call.
+
+Admission control refuses a call (SIP 503 with Retry-After) when one more would push the
+running calls past their budgets: the limit comes from the capacity benchmark
+(``server.max_calls``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from switchboard.config import Settings
+from switchboard.pipeline.escalation import Escalation, HandoffReason
+from switchboard.pipeline.events import Event, HandoffRequested, HandoffUpdate
+from switchboard.telephony.call import Call, CallState, Leg
+from switchboard.telephony.edge import MediaEdge
+from switchboard.telephony.routing import Role
+
+log = logging.getLogger(__name__)
+
+GREETING = "Hello, thanks for calling. How can I help you today?"
+CONNECTING = "Let me connect you with one of our agents. One moment, please."
+STILL_WAITING = "Thanks for waiting. An agent will be with you shortly."
+NO_AGENT = ("I'm sorry, all our agents are busy right now. We'll call you back as soon as "
+            "one is free. Goodbye.")
+
+
+class AgentLine(Protocol):
+    """How one agent is reached (a SIP phone, later a browser page)."""
+
+    async def ring(self, agent: str, context: dict) -> MediaEdge | None:
+        """Ring ``agent``; their edge once they answer, None if they decline or cannot be
+        reached. Cancelled (the caller hung up, the wait ran out): stop ringing."""
+        ...
+
+
+@dataclass
+class AgentDirectory:
+    """The agents who can take calls, and who is on one now."""
+
+    line: AgentLine | None = None
+    #: Agents in the order they are tried; ``reachable`` says who can be rung right now.
+    agents: list[str] = field(default_factory=list)
+    reachable: Callable[[str], bool] = lambda agent: True
+    busy: set[str] = field(default_factory=set)
+
+    def free(self) -> list[str]:
+        return [a for a in self.agents if a not in self.busy and self.reachable(a)]
+
+
+@dataclass
+class CallRecord:
+    """What the center keeps about a live call, for the API."""
+
+    call: Call
+    escalation: Escalation
+    handoff: dict | None = None
+    agent: str | None = None
+    task: asyncio.Task | None = None
+
+
+class CallCenter:
+    """Runs every live call of the process."""
+
+    def __init__(self, settings: Settings, bundle, store=None, metrics=None,
+                 agents: AgentDirectory | None = None):
+        self.settings = settings
+        self.bundle = bundle
+        self.store = store
+        self.metrics = metrics
+        self.agents = agents or AgentDirectory()
+        self.calls: dict[str, CallRecord] = {}
+        self.refused = 0
+        self._phrases: dict[str, bytes] = {}
+        self._closing = False
+
+    # --- admission
+
+    def admit(self) -> tuple[bool, int]:
+        """(whether one more call fits, Retry-After seconds when it does not)."""
+        limit = self.settings.server.max_calls
+        if self._closing or (limit and len(self.calls) >= limit):
+            self.refused += 1
+            return False, self.settings.server.retry_after_s
+        return True, 0
+
+    # --- a call's life
+
+    def new_call(self, channel: str, call_id: str | None = None) -> Call:
+        """A call object, registered as live; hand it to :meth:`run_call`."""
+        from switchboard.pipeline.context import CallContext
+
+        call_id = call_id or uuid.uuid4().hex[:12]
+        kwargs = {"metrics": self.metrics} if self.metrics is not None else {}
+        ctx = CallContext(call_id=call_id, settings=self.settings, **kwargs)
+        call = Call(call_id, channel, self.settings, self.bundle, ctx=ctx)
+        record = CallRecord(call, Escalation(self.settings.escalation))
+        self.calls[call_id] = record
+        return call
+
+    async def run_call(self, call: Call, caller: MediaEdge) -> Call:
+        """Run a call from its caller's first frame to its end, and record it."""
+        record = self.calls[call.call_id]
+        record.task = asyncio.current_task()
+        if self.store is not None:
+            self.store.begin(call.call_id, f"{call.channel}:{caller.peer}")
+        call.on_dtmf = lambda leg, digit: self._dtmf(record, leg, digit)
+        call.on_leg_left = lambda leg: self._leg_left(record, leg)
+        call.bus.subscribe(lambda event: self._on_event(record, event))
+        try:
+            call.start()
+            call.add_leg("caller", Role.CALLER, caller)
+            call.routing.connect("caller", "bot")
+            call.set_state(CallState.BOT, "answered")
+            call.say(await self.phrase(GREETING), "greeting")
+            await call.wait()
+        except asyncio.CancelledError:
+            call.end("shutdown")
+            await asyncio.shield(call.wait())
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failing call must leave its record
+            log.exception("call %s failed", call.call_id)
+            call.end("failed", f"{type(exc).__name__}: {exc}")
+            await call.wait()
+        finally:
+            self.calls.pop(call.call_id, None)
+            if record.agent:
+                self.agents.busy.discard(record.agent)
+            self._record_end(record)
+        return call
+
+    def _record_end(self, record: CallRecord) -> None:
+        if self.store is None:
+            return
+        call = record.call
+        status = "failed" if call.end_reason == "failed" else "completed"
+        if call.end_reason in ("shutdown", "interrupted"):
+            status = call.end_reason
+        summary = {"channel": call.channel, "end_reason": call.end_reason,
+                   "handoff": record.handoff, "agent": record.agent,
+                   "context": call.context()}
+        self.store.finish(call.call_id, list(call.bus.history), status, call.error, summary)
+
+    async def shutdown(self) -> None:
+        """End every live call (BYE to every party) and wait for their records."""
+        self._closing = True
+        tasks = []
+        for record in list(self.calls.values()):
+            record.call.end("shutdown")
+            if record.task is not None:
+                tasks.append(record.task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.settings.server.shutdown_grace_s + 5)
+
+    # --- what happens in a call
+
+    def _on_event(self, record: CallRecord, event: Event) -> None:
+        if record.call.state is not CallState.BOT:
+            return
+        reason = record.escalation.on_event(event)
+        if reason is not None:
+            self._start_handoff(record, reason)
+
+    def _dtmf(self, record: CallRecord, leg: str, digit: str) -> None:
+        if leg != "caller" or record.call.state is not CallState.BOT:
+            return
+        reason = record.escalation.on_dtmf(digit, record.call.t_audio())
+        if reason is not None:
+            self._start_handoff(record, reason)
+
+    def _leg_left(self, record: CallRecord, leg: Leg) -> None:
+        # The agent hanging up ends a bridged call: the caller was talking to them.
+        if leg.role is Role.AGENT and record.call.state is CallState.AGENT:
+            record.call.end("agent_hangup")
+
+    def _start_handoff(self, record: CallRecord, reason: HandoffReason) -> None:
+        call = record.call
+        call.set_state(CallState.WAITING, reason.rule)
+        call.settings.policy.mode = "agent"  # the bot stops answering
+        call.bot.flush()
+        context = call.context()
+        record.handoff = {"rule": reason.rule, "detail": reason.detail,
+                          "requested_at": time.time(), "context": context, "status": "waiting"}
+        call.publish(HandoffRequested(call_id=call.call_id, leg="caller", t_audio=reason.t_audio,
+                                      rule=reason.rule, detail=reason.detail, context=context))
+        asyncio.get_running_loop().create_task(self._handoff(record), name="handoff")
+
+    async def _handoff(self, record: CallRecord) -> None:
+        call = record.call
+        opts = self.settings.handoff
+        try:
+            await self._announce(call, CONNECTING)
+            call.routing.connect("caller", "hold")
+            deadline = time.monotonic() + opts.wait_s
+            reassure = asyncio.get_running_loop().create_task(self._reassure(call))
+            try:
+                edge, agent = await self._find_agent(record, deadline)
+            finally:
+                reassure.cancel()
+            if call.ending:
+                return
+            if edge is None:
+                await self._no_agent(record)
+                return
+            self._bridge(record, agent, edge)
+        except Exception as exc:  # noqa: BLE001 - a failed handoff must not drop the caller
+            log.exception("call %s: handoff failed", call.call_id)
+            self._update(record, "failed", "", f"{type(exc).__name__}: {exc}")
+            if not call.ending:
+                await self._no_agent(record)
+
+    async def _find_agent(self, record: CallRecord, deadline: float
+                          ) -> tuple[MediaEdge | None, str | None]:
+        call = record.call
+        opts = self.settings.handoff
+        tried: set[str] = set()
+        while not call.ending and time.monotonic() < deadline:
+            candidates = [a for a in self.agents.free() if a not in tried] or (
+                self.agents.free() if tried else [])
+            if not candidates or self.agents.line is None:
+                await _wait_or_end(call, min(1.0, deadline - time.monotonic()))
+                continue
+            agent = candidates[0]
+            tried.add(agent)
+            self.agents.busy.add(agent)
+            self._update(record, "ringing", agent)
+            ring_for = min(opts.ring_s, deadline - time.monotonic())
+            edge = await _ring(self.agents.line, agent, call, record.handoff["context"],
+                               ring_for)
+            if edge is not None:
+                if call.ending:
+                    await edge.close("caller gone")
+                    self.agents.busy.discard(agent)
+                    return None, None
+                return edge, agent
+            self.agents.busy.discard(agent)
+            self._update(record, "no_answer", agent)
+        return None, None
+
+    def _bridge(self, record: CallRecord, agent: str, edge: MediaEdge) -> None:
+        call = record.call
+        record.agent = agent
+        call.routing.disconnect("caller", "hold")
+        call.routing.disconnect("caller", "bot")
+        call.bot.flush()
+        call.add_leg("agent", Role.AGENT, edge)
+        call.routing.connect("caller", "agent")
+        call.routing.connect("agent", "caller")
+        call.routing.connect("agent", "coach")
+        call.set_state(CallState.AGENT, f"answered by {agent}")
+        record.handoff["status"] = "answered"
+        record.handoff["answered_at"] = time.time()
+        self._update(record, "answered", agent)
+
+    async def _no_agent(self, record: CallRecord) -> None:
+        call = record.call
+        call.routing.disconnect("caller", "hold")
+        record.handoff["status"] = "callback_requested"
+        self._update(record, "callback_requested", "", "no agent answered in time")
+        await self._announce(call, NO_AGENT)
+        call.end("callback")
+
+    async def _reassure(self, call: Call) -> None:
+        every = self.settings.handoff.hold_message_every_s
+        while not call.ending:
+            await asyncio.sleep(every)
+            if call.state is CallState.WAITING:
+                call.say(await self.phrase(STILL_WAITING), "hold-message")
+
+    def _update(self, record: CallRecord, status: str, agent: str, detail: str = "") -> None:
+        call = record.call
+        call.publish(HandoffUpdate(call_id=call.call_id, leg="caller", t_audio=call.t_audio(),
+                                   status=status, agent=agent, detail=detail))
+
+    async def _announce(self, call: Call, text: str) -> None:
+        """Say ``text`` as the bot and return when it has been played."""
+        pcm = await self.phrase(text)
+        call.say(pcm, "announcement")
+        await _wait_or_end(call, len(pcm) / 32000 + 0.1)
+
+    async def phrase(self, text: str) -> bytes:
+        """A fixed phrase in the bot's voice (synthesised once per process, off the loop)."""
+        pcm = self._phrases.get(text)
+        if pcm is None:
+            audio = await asyncio.to_thread(self.bundle.tts().synthesize, text)
+            pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+            self._phrases[text] = pcm
+        return pcm
+
+    async def prewarm(self) -> None:
+        """Render the fixed phrases before the first call."""
+        for text in (GREETING, CONNECTING, STILL_WAITING, NO_AGENT):
+            await self.phrase(text)
+
+    # --- the API's view
+
+    def live(self) -> list[dict]:
+        """Every live call, for the JSON API."""
+        return [self.describe(r) for r in self.calls.values()]
+
+    def describe(self, record: CallRecord) -> dict:
+        call = record.call
+        return {"call_id": call.call_id, "channel": call.channel, "state": call.state.value,
+                "started_at": call.started_at,
+                "duration_s": round(time.time() - call.started_at, 1),
+                "legs": [{"id": leg.id, "role": leg.role.value, "peer": leg.edge.peer,
+                          "joined_at": leg.joined_at, "left_at": leg.left_at}
+                         for leg in call.legs.values()],
+                "routing": call.routing.snapshot(), "agent": record.agent,
+                "handoff": record.handoff, "context": call.context()}
+
+
+async def _ring(line: AgentLine, agent: str, call: Call, context: dict,
+                seconds: float) -> MediaEdge | None:
+    """Ring ``agent`` for at most ``seconds``, giving up early if the call ends."""
+    ring = asyncio.ensure_future(line.ring(agent, context))
+    ended = asyncio.ensure_future(call.wait_end())
+    try:
+        done, _ = await asyncio.wait({ring, ended}, timeout=max(seconds, 0.0),
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if ring not in done or ring.cancelled():
+            return None
+        if ring.exception() is not None:
+            log.warning("ringing %s failed: %s", agent, ring.exception())
+            return None
+        return ring.result()
+    finally:
+        ended.cancel()
+        if not ring.done():
+            ring.cancel()
+            await asyncio.gather(ring, return_exceptions=True)
+
+
+async def _wait_or_end(call: Call, seconds: float) -> None:
+    if seconds > 0:
+        try:
+            await asyncio.wait_for(call.wait_end(), seconds)
+        except TimeoutError:
+            pass
+

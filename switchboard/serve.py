@@ -1,0 +1,120 @@
+"""``switchboard serve``: one process, one event loop, every part of the call center.
+
+Starts, on embedded defaults: the call store (SQLite; calls a previous process left live
+are marked interrupted), the models (loaded once, shared by every call), the call center,
+the SIP endpoint (UDP and TCP) and the HTTP server (health, JSON API, /metrics). Ctrl-C or
+SIGTERM ends every live call cleanly (BYE) and keeps its record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from switchboard.callcenter import AgentDirectory, CallCenter
+from switchboard.coach_ui.app import make_app
+from switchboard.config import Settings
+from switchboard.pipeline.budgets import Metrics
+from switchboard.pipeline.store import CallStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    """What a started server is made of (for tests and the banner)."""
+
+    center: CallCenter
+    store: CallStore
+    token: str
+    http_url: str
+    sip_uri: str
+    sip: object | None
+    runner: web.AppRunner
+    metrics: Metrics
+
+
+async def start(settings: Settings, bundle) -> Running:
+    """Start every part; :func:`stop` ends them."""
+    store = CallStore(settings.store.url)
+    if hasattr(store, "recover"):
+        interrupted = store.recover()
+        if interrupted:
+            log.warning("%d call(s) left live by a previous process marked interrupted",
+                        interrupted)
+    metrics = Metrics()
+    agents = AgentDirectory()
+    center = CallCenter(settings, bundle, store=store, metrics=metrics, agents=agents)
+    await center.prewarm()
+    sip = await _start_sip(settings, center, agents)
+    token = settings.server.api_token or secrets.token_urlsafe(24)
+    app = make_app(center, store, token, metrics.registry)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.server.http_host, settings.server.http_port)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else settings.server.http_port
+    http_url = f"http://{settings.server.http_host}:{port}"
+    sip_uri = getattr(sip, "uri", "") if sip is not None else ""
+    return Running(center, store, token, http_url, sip_uri, sip, runner, metrics)
+
+
+async def stop(running: Running) -> None:
+    """End live calls (BYE), then the SIP endpoint, the HTTP server and the store."""
+    await running.center.shutdown()
+    if running.sip is not None:
+        await running.sip.stop()
+    await running.runner.cleanup()
+    running.store.close()
+
+
+async def serve(settings: Settings, bundle,
+                on_ready: Callable[[Running], None] | None = None) -> int:
+    """Run until SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    running = await start(settings, bundle)
+    if on_ready:
+        on_ready(running)
+    try:
+        await stopping.wait()
+    finally:
+        await stop(running)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+async def _start_sip(settings: Settings, center: CallCenter, agents: AgentDirectory):
+    """The SIP endpoint, wired to the call center (None until telephony/sip lands)."""
+    try:
+        from switchboard.telephony.sip.endpoint import SipEndpoint  # noqa: F401
+    except ImportError:
+        log.warning("SIP endpoint not available in this build")
+        return None
+    from switchboard.telephony.sip.server import start_sip
+
+    return await start_sip(settings, center, agents)
+
+
+def banner(running: Running) -> str:
+    """What a person needs to start: where to call and how to read the API."""
+    lines = [
+        "Switchboard is running.",
+        f"  HTTP      {running.http_url}  (health: /health, metrics: /metrics)",
+        f"  API token {running.token}",
+        f"            curl -H 'Authorization: Bearer {running.token}' "
+        f"{running.http_url}/api/calls",
+    ]
+    if running.sip_uri:
+        lines.append(f"  SIP       dial {running.sip_uri} from a softphone")
+    lines.append("Ctrl-C ends every call cleanly and stops.")
+    return "\n".join(lines)
