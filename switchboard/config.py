@@ -215,6 +215,25 @@ class BudgetOptions:
 
 
 @dataclass
+class SipOptions:
+    """SIP endpoint and RTP media (telephony/sip/, docs/architecture.md "SIP")."""
+
+    host: str = "127.0.0.1"
+    port: int = 5060
+    transports: list[str] = field(default_factory=lambda: ["udp", "tcp"])
+    realm: str = "switchboard"
+    user: str = "switchboard"  # our From user on dial-outs
+    nonce_ttl_s: float = 300.0  # older nonces are answered stale=true
+    default_expires_s: int = 3600
+    min_expires_s: int = 60
+    max_expires_s: int = 7200
+    jitter_prefetch_frames: int = 3  # 60 ms held before playout: the jitter absorbed
+    jitter_capacity_frames: int = 50  # 1 s: a stalled consumer loses the oldest audio
+    rtcp_interval_s: float = 5.0
+    bye_wait_s: float = 2.0  # hang-up waits this long for the BYE's 200, then moves on
+
+
+@dataclass
 class Settings:
     """Every option of one Switchboard process."""
 
@@ -231,6 +250,7 @@ class Settings:
     server: ServerOptions = field(default_factory=ServerOptions)
     faults: FaultOptions = field(default_factory=FaultOptions)
     budgets: BudgetOptions = field(default_factory=BudgetOptions)
+    sip: SipOptions = field(default_factory=SipOptions)
 
 
 def load_budgets(path: str | Path = DEFAULT_BUDGETS) -> BudgetOptions:
