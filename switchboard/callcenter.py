@@ -62,13 +62,17 @@ class AgentDirectory:
     """The agents who can take calls, and who is on one now."""
 
     line: AgentLine | None = None
-    #: Agents in the order they are tried; ``reachable`` says who can be rung right now.
+    #: Agents in the order they are tried (``roster``, when set, is read each time
+    #: instead: users added while the server runs); ``reachable`` says who can be rung
+    #: right now (a registered phone).
     agents: list[str] = field(default_factory=list)
+    roster: Callable[[], list[str]] | None = None
     reachable: Callable[[str], bool] = lambda agent: True
     busy: set[str] = field(default_factory=set)
 
     def free(self) -> list[str]:
-        return [a for a in self.agents if a not in self.busy and self.reachable(a)]
+        names = self.roster() if self.roster is not None else self.agents
+        return [a for a in names if a not in self.busy and self.reachable(a)]
 
 
 @dataclass
@@ -126,7 +130,10 @@ class CallCenter:
         record = self.calls[call.call_id]
         record.task = asyncio.current_task()
         if self.store is not None:
-            self.store.begin(call.call_id, f"{call.channel}:{caller.peer}")
+            # Every event is recorded as it is published: a crash keeps the call so far.
+            self.store.begin(call.call_id, caller.peer, channel=call.channel,
+                             caller=caller.peer)
+            call.bus.subscribe(self.store.append)
         call.on_dtmf = lambda leg, digit: self._dtmf(record, leg, digit)
         call.on_leg_left = lambda leg: self._leg_left(record, leg)
         call.bus.subscribe(lambda event: self._on_event(record, event))
@@ -157,12 +164,11 @@ class CallCenter:
             return
         call = record.call
         status = "failed" if call.end_reason == "failed" else "completed"
-        if call.end_reason in ("shutdown", "interrupted"):
-            status = call.end_reason
         summary = {"channel": call.channel, "end_reason": call.end_reason,
                    "handoff": record.handoff, "agent": record.agent,
                    "context": call.context()}
-        self.store.finish(call.call_id, list(call.bus.history), status, call.error, summary)
+        self.store.end(call.call_id, status, reason=call.end_reason, error=call.error,
+                       summary=summary)
 
     async def shutdown(self) -> None:
         """End every live call (BYE to every party) and wait for their records."""
@@ -280,6 +286,10 @@ class CallCenter:
         call.routing.disconnect("caller", "hold")
         record.handoff["status"] = "callback_requested"
         self._update(record, "callback_requested", "", "no agent answered in time")
+        if self.store is not None:
+            caller = call.legs.get("caller")
+            self.store.request_callback(call.call_id, caller.edge.peer if caller else "",
+                                        record.handoff["context"])
         await self._announce(call, NO_AGENT)
         call.end("callback")
 

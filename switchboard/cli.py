@@ -173,6 +173,53 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0 if ok else 3
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the call center until Ctrl-C or SIGTERM."""
+    from switchboard.serve import banner, serve
+
+    settings = load_settings(args.config)
+    if args.sip_port is not None:
+        settings.sip.port = args.sip_port
+    if args.http_port is not None:
+        settings.server.http_port = args.http_port
+    if args.host is not None:
+        settings.sip.host = settings.server.http_host = args.host
+    bundle = _load_models(settings)
+    if bundle is None:
+        return 3
+    return asyncio.run(serve(settings, bundle, on_ready=lambda r: print(banner(r),
+                                                                         flush=True)))
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """Add, list or remove agents and supervisors."""
+    from switchboard.users import UserError, UserStore
+
+    settings = load_settings(args.config)
+    store = UserStore(settings.store.url, realm=settings.sip.realm)
+    try:
+        if args.action == "add":
+            password = sys.stdin.readline().strip() if args.password_stdin else None
+            password = store.add(args.name, args.role, password)
+            if not args.password_stdin:
+                print(f"{args.role} {args.name} created; password (shown once): {password}")
+            else:
+                print(f"{args.role} {args.name} created")
+        elif args.action == "remove":
+            if not store.remove(args.name):
+                print(f"error: no user {args.name!r}", file=sys.stderr)
+                return 2
+        else:
+            for user in store.list():
+                print(f"{user.name:24} {user.role}")
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="switchboard", description="Switchboard call pipeline")
     ap.add_argument("--config", default=None, help="TOML file overriding the defaults")
@@ -198,6 +245,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     demo.add_argument("--out", default=str(ROOT / "out" / "demo"))
     demo.set_defaults(func=cmd_demo)
+
+    srv = sub.add_parser("serve", help="answer calls: SIP endpoint, HTTP API, metrics")
+    srv.add_argument("--sip-port", type=int, default=None, help="SIP port (default 5060)")
+    srv.add_argument("--http-port", type=int, default=None, help="HTTP port (default 8080)")
+    srv.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    srv.set_defaults(func=cmd_serve)
+
+    users = sub.add_parser("users", help="manage agents and supervisors")
+    users.add_argument("action", choices=["add", "list", "remove"])
+    users.add_argument("name", nargs="?", default="")
+    users.add_argument("--role", choices=["agent", "supervisor"], default="agent")
+    users.add_argument("--password-stdin", action="store_true",
+                       help="read the password from standard input (else a random one)")
+    users.set_defaults(func=cmd_users)
 
     models = sub.add_parser("models", help="check the bundled models")
     models.set_defaults(func=cmd_models)

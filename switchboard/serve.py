@@ -17,11 +17,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from switchboard.callcenter import AgentDirectory, CallCenter
+from switchboard.callcenter import CallCenter
 from switchboard.coach_ui.app import make_app
 from switchboard.config import Settings
 from switchboard.pipeline.budgets import Metrics
 from switchboard.pipeline.store import CallStore
+from switchboard.sip_gateway import SipGateway
+from switchboard.users import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -32,27 +34,26 @@ class Running:
 
     center: CallCenter
     store: CallStore
+    users: UserStore
     token: str
     http_url: str
     sip_uri: str
-    sip: object | None
+    sip: SipGateway
     runner: web.AppRunner
     metrics: Metrics
 
 
 async def start(settings: Settings, bundle) -> Running:
     """Start every part; :func:`stop` ends them."""
-    store = CallStore(settings.store.url)
-    if hasattr(store, "recover"):
-        interrupted = store.recover()
-        if interrupted:
-            log.warning("%d call(s) left live by a previous process marked interrupted",
-                        interrupted)
+    store = CallStore.from_options(settings.store)
+    interrupted = store.recover()
+    if interrupted:
+        log.warning("%d call(s) left live by a previous process marked interrupted",
+                    interrupted)
+    users = UserStore(settings.store.url, realm=settings.sip.realm)
     metrics = Metrics()
-    agents = AgentDirectory()
-    center = CallCenter(settings, bundle, store=store, metrics=metrics, agents=agents)
+    center = CallCenter(settings, bundle, store=store, metrics=metrics)
     await center.prewarm()
-    sip = await _start_sip(settings, center, agents)
     token = settings.server.api_token or secrets.token_urlsafe(24)
     app = make_app(center, store, token, metrics.registry)
     runner = web.AppRunner(app, access_log=None)
@@ -61,17 +62,18 @@ async def start(settings: Settings, bundle) -> Running:
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else settings.server.http_port
     http_url = f"http://{settings.server.http_host}:{port}"
-    sip_uri = getattr(sip, "uri", "") if sip is not None else ""
-    return Running(center, store, token, http_url, sip_uri, sip, runner, metrics)
+    sip = SipGateway(settings, center, users, api_url=http_url)
+    await sip.start()
+    return Running(center, store, users, token, http_url, sip.uri, sip, runner, metrics)
 
 
 async def stop(running: Running) -> None:
     """End live calls (BYE), then the SIP endpoint, the HTTP server and the store."""
     await running.center.shutdown()
-    if running.sip is not None:
-        await running.sip.stop()
+    await running.sip.stop()
     await running.runner.cleanup()
     running.store.close()
+    running.users.close()
 
 
 async def serve(settings: Settings, bundle,
@@ -93,16 +95,6 @@ async def serve(settings: Settings, bundle,
     return 0
 
 
-async def _start_sip(settings: Settings, center: CallCenter, agents: AgentDirectory):
-    """The SIP endpoint, wired to the call center (None until telephony/sip lands)."""
-    try:
-        from switchboard.telephony.sip.endpoint import SipEndpoint  # noqa: F401
-    except ImportError:
-        log.warning("SIP endpoint not available in this build")
-        return None
-    from switchboard.telephony.sip.server import start_sip
-
-    return await start_sip(settings, center, agents)
 
 
 def banner(running: Running) -> str:
@@ -114,7 +106,6 @@ def banner(running: Running) -> str:
         f"            curl -H 'Authorization: Bearer {running.token}' "
         f"{running.http_url}/api/calls",
     ]
-    if running.sip_uri:
-        lines.append(f"  SIP       dial {running.sip_uri} from a softphone")
+    lines.append(f"  SIP       dial {running.sip_uri} from a softphone (UDP or TCP)")
     lines.append("Ctrl-C ends every call cleanly and stops.")
     return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""SIP into the call center: incoming INVITEs become calls, agents' phones are rung.
+
+The glue between the SIP endpoint (telephony/sip/) and the call center: admission control
+answers an INVITE over the limit with 503 and Retry-After; an admitted one rings, is
+answered, and its RTP edge becomes the call's caller leg. Agents are users with the agent
+role whose phones have registered (digest authentication against the user store); a
+handoff rings them through :class:`SipAgentLine`, with the call's id and the link to its
+context in the INVITE, so the agent's screen can show what the caller already said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from switchboard.callcenter import CallCenter
+from switchboard.config import Settings
+from switchboard.telephony.edge import MediaEdge
+from switchboard.telephony.sip.endpoint import CallFailed, IncomingCall, SipEndpoint
+from switchboard.users import UserStore
+
+log = logging.getLogger(__name__)
+
+
+class SipAgentLine:
+    """Rings an agent's registered SIP phone."""
+
+    def __init__(self, endpoint: SipEndpoint, api_url: str = ""):
+        self.endpoint = endpoint
+        self.api_url = api_url
+
+    async def ring(self, agent: str, context: dict) -> MediaEdge | None:
+        call_id = context.get("call_id", "")
+        headers = [("X-Switchboard-Call", call_id)]
+        if self.api_url:
+            headers.append(("Call-Info", f"<{self.api_url}/api/calls/{call_id}>;purpose=info"))
+        try:
+            outgoing = await self.endpoint.dial(agent, headers=headers)
+        except CallFailed as exc:
+            log.info("agent %s cannot be rung: %s", agent, exc)
+            return None
+        try:
+            return await outgoing.wait_answered()
+        except CallFailed as exc:
+            log.info("agent %s did not answer: %s", agent, exc)
+            return None
+        except asyncio.CancelledError:
+            await asyncio.shield(outgoing.cancel())
+            raise
+
+
+class SipGateway:
+    """The SIP endpoint, wired to a call center and the user store."""
+
+    def __init__(self, settings: Settings, center: CallCenter, users: UserStore,
+                 api_url: str = ""):
+        opts = settings.sip
+        self.center = center
+        self.users = users
+        self.endpoint = SipEndpoint(opts.host, opts.port, tuple(opts.transports),
+                                    on_invite=self._on_invite, credentials=users.sip_ha1,
+                                    options=opts)
+        center.agents.line = SipAgentLine(self.endpoint, api_url)
+        center.agents.roster = lambda: [u.name for u in users.list("agent")]
+        center.agents.reachable = self._registered
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.center.settings.sip.user}@{self.endpoint.host}:{self.endpoint.port}"
+
+    async def start(self) -> None:
+        await self.endpoint.start()
+
+    async def stop(self) -> None:
+        await self.endpoint.stop()
+
+    def _registered(self, agent: str) -> bool:
+        registrar = self.endpoint.registrar
+        return registrar is not None and bool(registrar.lookup(agent))
+
+    async def _on_invite(self, incoming: IncomingCall) -> None:
+        ok, retry_after = self.center.admit()
+        if not ok:
+            await incoming.reject(503, "Service Unavailable", retry_after=retry_after)
+            return
+        await incoming.ring()
+        call = self.center.new_call("sip")
+        try:
+            edge = await incoming.answer()
+        except Exception:
+            self.center.calls.pop(call.call_id, None)
+            raise
+        asyncio.get_running_loop().create_task(self.center.run_call(call, edge),
+                                               name=f"call:{call.call_id}")
+
