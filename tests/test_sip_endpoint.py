@@ -251,3 +251,31 @@ def test_dial_unreachable_fails():
             await ep.stop()
 
     assert asyncio.run(main()) == 503
+
+
+def test_sipp_reinvite_hold_and_resume():
+    """re-INVITE a=sendonly puts us on hold (answer recvonly), a=sendrecv resumes."""
+    holds: list[bool] = []
+    done = asyncio.Event()
+
+    async def handler(call: IncomingCall) -> None:
+        call.on_hold = holds.append
+        edge = await call.answer()
+        for _ in range(MAX_FRAMES):
+            if await edge.receive() is None:
+                break
+        done.set()
+
+    async def main():
+        ep = _endpoint(handler)
+        await ep.start()
+        try:
+            rc, out = await run_sipp("uac_hold.xml", ep.port)
+            await asyncio.wait_for(done.wait(), 5)
+            return rc, out
+        finally:
+            await ep.stop()
+
+    rc, out = asyncio.run(main())
+    assert rc == 0, out
+    assert holds == [True, False]

@@ -119,7 +119,8 @@ class DigestAuthenticator:
             age = self._clock() - float(stamp_s)
         except ValueError:
             return "bad"
-        return "ok" if 0 <= age <= self.nonce_ttl_s else "stale"
+        # The stamp is rounded to the millisecond, so a fresh nonce can look a hair young.
+        return "ok" if -1.0 <= age <= self.nonce_ttl_s else "stale"
 
     def challenge(self, *, stale: bool = False) -> AuthChallenge:
         """A WWW-Authenticate value for a 401."""

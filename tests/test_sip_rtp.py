@@ -1,0 +1,204 @@
+"""The RTP session over real UDP sockets: audio in and out, DTMF, RTCP, hostile packets."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import struct
+
+import numpy as np
+from aiortc.rtp import RtpPacket
+from switchboard.telephony import g711
+from switchboard.telephony.sip.codec import Decoder, Downsampler, Upsampler
+from switchboard.telephony.sip.dtmf import TelephoneEvent, event_packets
+from switchboard.telephony.sip.rtp import RtpSession
+from switchboard.telephony.sip.sdp import Codec
+
+from tests.test_sip_support import dominant_hz, free_port, listen_udp, tone_frames
+
+PCMU = Codec(0, "PCMU", 8000)
+
+
+def _sine8k(n: int, freq: float = 500.0) -> np.ndarray:
+    return (8000 * np.sin(2 * np.pi * freq * np.arange(n) / 8000)).astype(np.int16)
+
+
+def _packets(samples: np.ndarray, ssrc: int = 1234, seq0: int = 100, ts0: int = 0) -> list[bytes]:
+    out = []
+    for i in range(len(samples) // 160):
+        payload = g711.ulaw_encode(samples[i * 160 : (i + 1) * 160])
+        out.append(
+            RtpPacket(
+                payload_type=0,
+                sequence_number=(seq0 + i) & 0xFFFF,
+                timestamp=ts0 + 160 * i,
+                ssrc=ssrc,
+                payload=payload,
+            ).serialize()
+        )
+    return out
+
+
+async def _session(remote_port: int | None = None, **kw) -> RtpSession:
+    s = RtpSession("127.0.0.1", **kw)
+    await s.open()
+    s.configure(
+        codec=PCMU,
+        telephone_event_pt=101,
+        remote=("127.0.0.1", remote_port) if remote_port else None,
+    )
+    return s
+
+
+def test_resampling_is_continuous_across_frames():
+    up, down = Upsampler(), Downsampler()
+    x = _sine8k(8000, 440)
+    y = np.concatenate([up(x[i : i + 160]) for i in range(0, 8000, 160)])
+    # No clicks: the largest sample-to-sample step is what a 440 Hz sine allows.
+    assert np.abs(np.diff(y[100:].astype(float))).max() < 2 * np.pi * 440 / 16000 * 8000 * 1.1
+    z = np.concatenate([down(y[i : i + 320]) for i in range(0, 16000, 320)])
+    assert abs(dominant_hz(z, 8000) - 440) < 5
+
+
+def test_shuffled_packets_come_out_in_order_as_16k_frames():
+    async def main():
+        s = await _session(jitter_prefetch=4)
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        pkts = _packets(_sine8k(160 * 50))
+        rng = random.Random(1)
+        # Reorder within windows of 4 (what the prefetch absorbs), duplicate a few.
+        chunks = [pkts[i : i + 4] for i in range(0, len(pkts), 4)]
+        for c in chunks:
+            rng.shuffle(c)
+        wire = [p for c in chunks for p in c] + pkts[10:13]
+        for p in wire:
+            tx.sendto(p, ("127.0.0.1", s.port))
+        await asyncio.sleep(0.1)
+        frames = [await s.receive() for _ in range(50)]
+        stats = s.jitter.stats
+        await s.close()
+        assert await s.receive() is None
+        tx.close()
+        return frames, stats
+
+    frames, stats = asyncio.run(main())
+    assert all(len(f) == 640 for f in frames)
+    pcm = np.frombuffer(b"".join(frames), dtype="<i2")
+    expected = Decoder("PCMU").decode(
+        b"".join(g711.ulaw_encode(_sine8k(160 * 50))[i : i + 160] for i in range(0, 8000, 160))
+    )
+    exp = np.frombuffer(expected, dtype="<i2")
+    n = min(len(pcm), len(exp))
+    assert np.corrcoef(pcm[:n].astype(float), exp[:n].astype(float))[0, 1] > 0.99
+    assert stats.played == 50 and stats.lost == 0
+    assert stats.duplicate + stats.late == 3
+
+
+def test_hostile_packets_are_counted_and_the_stream_survives():
+    async def main():
+        s = await _session()
+        digits: list[str] = []
+        s.on_dtmf = digits.append
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        good = _packets(_sine8k(160 * 10))
+        hostile = [
+            b"\x80",  # too short
+            b"\x40" + good[0][1:],  # version 1
+            bytes(11),
+            RtpPacket(payload_type=18, sequence_number=1, ssrc=1234, payload=b"x" * 20).serialize(),
+            b"\x90\x00" + good[0][2:12],  # extension bit but no extension
+        ]
+        rng = random.Random(7)
+        hostile += [
+            bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 40))) for _ in range(200)
+        ]
+        for p in hostile + good[:5]:
+            tx.sendto(p, ("127.0.0.1", s.port))
+        # A new SSRC (a transfer): reset, counted, and its audio still plays.
+        for p in _packets(_sine8k(160 * 10), ssrc=999, seq0=40000):
+            tx.sendto(p, ("127.0.0.1", s.port))
+        # DTMF "4" with the end packet three times: one digit.
+        for p in event_packets("4"):
+            tx.sendto(
+                RtpPacket(
+                    payload_type=101,
+                    sequence_number=40010,
+                    timestamp=5000,
+                    ssrc=999,
+                    payload=bytes(p),
+                ).serialize(),
+                ("127.0.0.1", s.port),
+            )
+        await asyncio.sleep(0.2)
+        frames = [await s.receive() for _ in range(10)]
+        stats = s.stats
+        await s.close()
+        tx.close()
+        return stats, frames, digits
+
+    stats, frames, digits = asyncio.run(main())
+    assert stats.bad_header >= 4
+    assert stats.wrong_payload_type >= 1
+    assert stats.ssrc_changes >= 1
+    assert digits == ["4"]
+    assert any(np.abs(np.frombuffer(f, dtype="<i2")).max() > 1000 for f in frames)
+
+
+def test_outbound_audio_dtmf_and_sender_reports():
+    async def main():
+        port = free_port()
+        t1, rtp = await listen_udp(port)
+        t2, rtcp = await listen_udp(port + 1)
+        s = await _session(port, rtcp_interval_s=0.3)
+        tone = tone_frames(600.0, n=60)
+        for i in range(40):
+            s.send(tone[i])
+            if i == 10:
+                s.send_dtmf("#")
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        await s.close()
+        t1.close()
+        t2.close()
+        return rtp.packets, rtcp.raw
+
+    packets, reports = asyncio.run(main())
+    audio = [p for p in packets if p[0] == 0]
+    events = [p for p in packets if p[0] == 101]
+    seqs = [p[1] for p in packets]
+    assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    assert len({p[2] for p in events}) == 1, "every packet of one event has its start timestamp"
+    parsed = [TelephoneEvent.parse(p[4]) for p in events]
+    assert {e.digit for e in parsed} == {"#"} and sum(e.end for e in parsed) == 3
+    pcm = g711.ulaw_decode(b"".join(p[4] for p in audio[15:]))
+    assert abs(dominant_hz(pcm, 8000) - 600) < 10
+    assert any(r[1] == 200 and struct.unpack("!I", r[4:8])[0] == audio[0][3] for r in reports)
+
+
+def test_hold_stops_sending_and_expecting():
+    async def main():
+        port = free_port()
+        t1, rtp = await listen_udp(port)
+        s = await _session(port)
+        await asyncio.sleep(0.2)
+        before = len(rtp.packets)
+        s.configure(
+            codec=PCMU,
+            telephone_event_pt=101,
+            remote=("127.0.0.1", port),
+            send=False,
+            receive=False,
+        )
+        await asyncio.sleep(0.05)
+        held_at = len(rtp.packets)
+        await asyncio.sleep(0.2)
+        after = len(rtp.packets)
+        frame = await s.receive()
+        await s.close()
+        t1.close()
+        return before, held_at, after, frame
+
+    before, held_at, after, frame = asyncio.run(main())
+    assert before > 3 and after == held_at
+    assert frame == bytes(640)
