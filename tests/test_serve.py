@@ -47,14 +47,17 @@ def transcribe(bundle, pcm8: np.ndarray) -> str:
     return " ".join(texts).lower()
 
 
-async def sipp_call(running, scenario: str, ulaw: Path, play_ms: int):
+async def sipp_call(running, scenario: str, ulaw: Path, play_ms: int,
+                    literal: dict[str, str] | None = None):
+    """One sipp call to the server; (exit code, output, the 8 kHz audio sipp received)."""
     port = free_port()
     rtp_t, rtp = await listen_udp(port)
     rtcp_t, _ = await listen_udp(port + 1)
     try:
         rc, out = await run_sipp(scenario, running.sip.endpoint.port,
                                  keys={"rtpport": str(port)},
-                                 literal={"[audio]": str(ulaw), "[playms]": str(play_ms)})
+                                 literal={"[audio]": str(ulaw), "[playms]": str(play_ms)}
+                                 | (literal or {}))
     finally:
         rtp_t.close()
         rtcp_t.close()

@@ -1,0 +1,136 @@
+"""A handoff over real SIP: a sipp caller presses 0 (RFC 4733), baresip — registered as an
+agent with digest authentication — is rung, answers, and the two are bridged.
+
+The agent's phone plays a real recording into the call and records what it hears; the
+caller's RTP is captured. Each side must hear the other's words (transcribed), the agent
+gets the call's context, and the record keeps the handoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from switchboard import serve
+from tests.helpers import generous_budgets
+from tests.test_serve import sipp_call, transcribe
+from tests.test_sip_support import BARESIP, free_port, need_sipp, write_ulaw
+
+pytestmark = pytest.mark.slow
+
+DTMF_ZERO = Path("/usr/share/sip-tester/dtmf_2833_0.pcap")
+
+
+def agent_phone(tmp: Path, sip_port: int, password: str, voice: Path) -> Path:
+    """A baresip configuration: agent1 registers, answers at once, plays ``voice`` and
+    records what it hears (sndfile module) under ``tmp/heard``."""
+    (tmp / "heard").mkdir(parents=True)
+    rtp = free_port()
+    (tmp / "config").write_text("\n".join([
+        "poll_method epoll",
+        f"sip_listen 127.0.0.1:{free_port()}",
+        "sip_transports udp",
+        "net_interface 127.0.0.1",
+        "module_path /usr/lib/baresip/modules",
+        "module g711.so",
+        "module aufile.so",
+        "module aubridge.so",
+        "module sndfile.so",
+        "module_app account.so",
+        f"audio_source aufile,{voice}",
+        "audio_player aubridge,nowhere",
+        "audio_alert aubridge,alert",
+        f"snd_path {tmp / 'heard'}",
+        f"rtp_ports {rtp + 100}-{rtp + 199}",
+        "",
+    ]))
+    (tmp / "accounts").write_text(
+        f"<sip:agent1@127.0.0.1:{sip_port}>;auth_pass={password};answermode=auto;regint=60\n")
+    return tmp
+
+
+@pytest.fixture()
+def settings(settings_factory, tmp_path):
+    settings = generous_budgets(settings_factory())
+    settings.store.url = f"sqlite:///{tmp_path / 'calls.db'}"
+    settings.sip.port = 0
+    settings.server.http_port = 0
+    settings.handoff.ring_s = 10.0
+    return settings
+
+
+def test_dtmf_zero_hands_a_sip_caller_to_a_registered_baresip_agent(
+        settings, bundle, data, tmp_path):
+    need_sipp()
+    if BARESIP is None or not DTMF_ZERO.is_file():
+        pytest.skip("baresip or sipp's DTMF pcaps missing (scripts/setup --test)")
+    from switchboard.telephony.audio_file import load
+
+    jfk = load(str(data / "asr/whisper/jfk_16k.wav")).audio
+    libri = load(str(data / "asr/librispeech_triton/1089-134686-0001.wav")).audio
+    # The caller: silence through the greeting, JFK's first words, then (after the key and
+    # the transfer) JFK's last words, which only the agent can answer.
+    caller8 = np.concatenate([np.zeros(32000), jfk[::2][:40000], np.zeros(8 * 8000),
+                              jfk[::2][56000:88000], np.zeros(3 * 8000)])
+    ulaw = write_ulaw((caller8 * 32767).astype(np.int16), tmp_path / "caller.ulaw")
+    voice = tmp_path / "agent.wav"
+    # baresip hangs up when its source file ends: the agent's words, then a long silence.
+    sf.write(voice, np.concatenate([np.zeros(8000), libri[::2][:6 * 8000],
+                                    np.zeros(30 * 8000)]), 8000, subtype="PCM_16")
+
+    async def main():
+        running = await serve.start(settings, bundle)
+        running.users.add("agent1", "agent", "s3cret")
+        conf = agent_phone(tmp_path / "phone", running.sip.endpoint.port, "s3cret", voice)
+        log = open(conf / "log", "w")  # noqa: SIM115 - closed below
+        phone = await asyncio.create_subprocess_exec(
+            BARESIP, "-f", str(conf), "-t", "60", stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(100):
+                if running.sip.endpoint.registrar.lookup("agent1"):
+                    break
+                await asyncio.sleep(0.1)
+            assert running.sip.endpoint.registrar.lookup("agent1"), (conf / "log").read_text()
+            result = await sipp_call(running, "uac_dtmf.xml", ulaw, 14000,
+                                     {"[dtmfms]": "9500", "[pcap]": str(DTMF_ZERO)})
+            await asyncio.sleep(1.0)
+            running.store.flush()
+            call_id = running.store.list_calls(limit=1)[0]["call_id"]
+            return result, running.store.get_call(call_id)
+        finally:
+            phone.terminate()
+            await phone.wait()
+            log.close()
+            await serve.stop(running)
+
+    (rc, out, heard_by_caller), record = asyncio.run(main())
+    assert rc == 0, out
+    handoff = record["handoffs"][0]
+    assert handoff["reason"] == "dtmf" and handoff["agent"] == "agent1", handoff
+    assert handoff["outcome"] == "answered", handoff
+    assert "fellow america" in str(handoff["context"]).lower(), handoff["context"]
+    assert {leg["role"] for leg in record["legs"]} == {"caller", "agent"}
+
+    said_to_caller = transcribe(bundle, heard_by_caller)
+    assert "connect you" in said_to_caller, said_to_caller
+    assert "nightfall" in said_to_caller or "yellow lamps" in said_to_caller, said_to_caller
+
+    recordings = sorted((tmp_path / "phone" / "heard").glob("*.wav"))
+    assert recordings, list((tmp_path / "phone").iterdir())
+    heard_by_agent = " ".join(_transcribe_file(bundle, p) for p in recordings)
+    assert "your country" in heard_by_agent, heard_by_agent
+
+
+def _transcribe_file(bundle, path: Path) -> str:
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    audio = audio[:, 0]
+    if rate != 8000:
+        from switchboard.telephony.resample import resample
+
+        audio = resample(audio, rate, 8000)
+    return transcribe(bundle, (audio * 32767).astype(np.int16))
