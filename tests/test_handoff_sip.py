@@ -120,7 +120,8 @@ def test_dtmf_zero_hands_a_sip_caller_to_a_registered_baresip_agent(
     assert "connect you" in said_to_caller, said_to_caller
     assert "nightfall" in said_to_caller or "yellow lamps" in said_to_caller, said_to_caller
 
-    recordings = sorted((tmp_path / "phone" / "heard").glob("*.wav"))
+    # sndfile dumps what the phone sent (-enc) and what it heard (-dec).
+    recordings = sorted((tmp_path / "phone" / "heard").glob("*-dec.wav"))
     assert recordings, list((tmp_path / "phone").iterdir())
     heard_by_agent = " ".join(_transcribe_file(bundle, p) for p in recordings)
     assert "your country" in heard_by_agent, heard_by_agent
