@@ -77,6 +77,8 @@ def test_sipp_call_audio_both_ways(data, tmp_path, transport):
                 if "bye" in events:
                     break
                 await asyncio.sleep(0.05)
+            # Seen before stop(), which would end the call itself.
+            events.append("bye seen" if "bye" in events else "no bye")
         finally:
             await ep.stop()
             t1.close()
@@ -86,7 +88,7 @@ def test_sipp_call_audio_both_ways(data, tmp_path, transport):
     rc, out, rtp, rtcp = asyncio.run(main())
     assert rc == 0, out
     assert events[0] == ("UDP" if transport == "u1" else "TCP")
-    assert events[-1] == "bye", "BYE from sipp must end edge.receive() with None"
+    assert events[-1] == "bye seen", "BYE from sipp must end edge.receive() with None"
     # What we heard is the recording: upsampled to 16 kHz, compare at 8 kHz.
     pcm16 = np.frombuffer(b"".join(heard), dtype="<i2")
     pcm8 = pcm16[::2]
@@ -166,8 +168,9 @@ def test_sipp_488_on_unknown_codec():
         ep = _endpoint(handler)
         await ep.start()
         try:
-            keys = {"fmt": "18", "codec": "G729/8000", "retry": "SIP/2.0 488"}
-            return await run_sipp("uac_reject.xml", ep.port, keys=keys, literal={"[expect]": "488"})
+            keys = {"fmt": "18", "codec": "G729/8000"}
+            literal = {"[expect]": "488", "[retry]": "SIP/2.0 488"}
+            return await run_sipp("uac_reject.xml", ep.port, keys=keys, literal=literal)
         finally:
             await ep.stop()
 
@@ -186,8 +189,10 @@ def test_sipp_503_retry_after_from_handler():
         ep = _endpoint(handler)
         await ep.start()
         try:
-            keys = {"fmt": "8", "codec": "PCMA/8000", "retry": "Retry-After: 30"}
-            return await run_sipp("uac_reject.xml", ep.port, keys=keys, literal={"[expect]": "503"})
+            keys = {"fmt": "8", "codec": "PCMA/8000"}
+            # sipp applies no keywords inside a regexp: literal text.
+            literal = {"[expect]": "503", "[retry]": "Retry-After: 30"}
+            return await run_sipp("uac_reject.xml", ep.port, keys=keys, literal=literal)
         finally:
             await ep.stop()
 
@@ -279,3 +284,44 @@ def test_sipp_reinvite_hold_and_resume():
     rc, out = asyncio.run(main())
     assert rc == 0, out
     assert holds == [True, False]
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_our_uac_to_our_uas_dtmf_and_stop_sends_bye(transport):
+    """Two endpoints: DTMF sent on one edge arrives once per digit on the other's on_dtmf;
+    stop() on the answering side ends the caller's edge (BYE)."""
+    digits: list[str] = []
+    answered = asyncio.Event()
+
+    async def handler(call: IncomingCall) -> None:
+        edge = await call.answer()
+        edge.on_dtmf = digits.append
+        answered.set()
+
+    async def main():
+        uas = _endpoint(handler)
+        uac = _endpoint(None)
+        await uas.start()
+        await uac.start()
+        try:
+            call = await uac.dial(f"sip:bot@127.0.0.1:{uas.port}", transport=transport)
+            edge = await call.wait_answered(5)
+            await asyncio.wait_for(answered.wait(), 5)
+            edge.send_dtmf("12#")
+            for _ in range(60):  # 1.2 s: three events of 100 ms plus end packets
+                edge.send(bytes(640))
+                if await edge.receive() is None:
+                    break
+            await uas.stop()
+            frames = 0
+            for _ in range(100):
+                if await edge.receive() is None:
+                    break
+                frames += 1
+            return call, frames
+        finally:
+            await uac.stop()
+
+    call, frames = asyncio.run(main())
+    assert digits == ["1", "2", "#"]
+    assert frames < 100 and call.end_reason == "remote hangup"

@@ -187,3 +187,63 @@ def test_invite_retransmission_is_not_a_second_call():
     replies = asyncio.run(main())
     assert seen == ["rx"]
     assert b"180 Ringing" in b"".join(replies)
+
+
+def test_200_retransmitted_over_udp_until_ack():
+    """RFC 3261 13.3.1.4: our 200 repeats (T1, 2·T1, ...) until the ACK, then stops."""
+
+    async def handler(call) -> None:
+        await call.answer()
+
+    async def exchange(port: int, call_id: str, ack: bool) -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        replies: list[bytes] = []
+
+        class P(asyncio.DatagramProtocol):
+            def datagram_received(self, d: bytes, addr) -> None:
+                replies.append(d)
+
+        transport, _ = await loop.create_datagram_endpoint(P, local_addr=("127.0.0.1", 0))
+        local = transport.get_extra_info("sockname")[1]
+        sdp = (
+            b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            b"m=audio 4000 RTP/AVP 0\r\n"
+        )
+        invite = _req(
+            "INVITE",
+            port,
+            call_id=call_id,
+            body=sdp,
+            extra=f"Contact: <sip:a@127.0.0.1:{local}>\r\nContent-Type: application/sdp",
+        ).replace(b"127.0.0.1:9;", f"127.0.0.1:{local};rport;".encode())
+        transport.sendto(invite, ("127.0.0.1", port))
+        for _ in range(40):
+            if any(b" 200 OK" in r.split(b"\r\n")[0] for r in replies):
+                break
+            await asyncio.sleep(0.025)
+        if ack:
+            ok = next(r for r in replies if b" 200 OK" in r.split(b"\r\n")[0])
+            to = next(line for line in ok.split(b"\r\n") if line.startswith(b"To:"))
+            ack_msg = (
+                _req("ACK", port, call_id=call_id, cseq="1 ACK")
+                .replace(b"127.0.0.1:9;", f"127.0.0.1:{local};rport;".encode())
+                .replace(f"To: <sip:svc@127.0.0.1:{port}>".encode(), to)
+            )
+            transport.sendto(ack_msg, ("127.0.0.1", port))
+        await asyncio.sleep(2.0)
+        transport.close()
+        return [r for r in replies if b" 200 OK" in r.split(b"\r\n")[0]]
+
+    async def main():
+        ep = SipEndpoint("127.0.0.1", free_port(), on_invite=handler)
+        await ep.start()
+        try:
+            acked = await exchange(ep.port, "acked", True)
+            unacked = await exchange(ep.port, "unacked", False)
+            return acked, unacked
+        finally:
+            await ep.stop()
+
+    acked, unacked = asyncio.run(main())
+    assert len(acked) == 1, len(acked)
+    assert len(unacked) >= 3, len(unacked)  # at 0, 0.5, 1.5 s
