@@ -37,6 +37,7 @@ from switchboard.pipeline.escalation import Escalation, HandoffReason
 from switchboard.pipeline.events import Event, HandoffRequested, HandoffUpdate
 from switchboard.telephony.call import Call, CallState, Leg
 from switchboard.telephony.edge import MediaEdge
+from switchboard.telephony.recorder import CallRecorder
 from switchboard.telephony.routing import Role
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,9 @@ class CallCenter:
             self.store.begin(call.call_id, caller.peer, channel=call.channel,
                              caller=caller.peer)
             call.bus.subscribe(self.store.append)
+            folder = self.store.audio_path(call.call_id, "caller")
+            if folder is not None:
+                call.record_to(CallRecorder(folder.parent))
         call.on_dtmf = lambda leg, digit: self._dtmf(record, leg, digit)
         call.on_leg_left = lambda leg: self._leg_left(record, leg)
         call.bus.subscribe(lambda event: self._on_event(record, event))
@@ -167,6 +171,8 @@ class CallCenter:
         summary = {"channel": call.channel, "end_reason": call.end_reason,
                    "handoff": record.handoff, "agent": record.agent,
                    "context": call.context()}
+        for name, path in call.recordings.items():
+            self.store.add_audio(call.call_id, name, path)
         self.store.end(call.call_id, status, reason=call.end_reason, error=call.error,
                        summary=summary)
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 
 from switchboard.pipeline.budgets import StageMonitor
 from switchboard.pipeline.context import CallContext
@@ -44,6 +45,7 @@ from switchboard.pipeline.frames import CallAudioFrame, ReplyAudioFrame
 from switchboard.telephony.edge import FRAME_BYTES, MediaEdge
 from switchboard.telephony.hold import hold_music
 from switchboard.telephony.mixer import LiveSource, Mixer, PlayoutSource
+from switchboard.telephony.recorder import CallRecorder
 from switchboard.telephony.routing import Role, Routing
 
 from switchboard.config import Settings
@@ -113,8 +115,12 @@ class Call:
         self._mixer_task: asyncio.Task | None = None
         self._cut_replies: set[int] = set()
         self._reply_started_at: dict[int, float] = {}
+        #: name → path of the call's WAV files once it has ended (recording on).
+        self.recordings: dict[str, Path] = {}
         #: DTMF digits pressed on any leg: (leg id, digit); the owner decides what they do.
         self.on_dtmf: Callable[[str, str], None] | None = None
+        #: Writes the call's audio when recording is on (:meth:`record_to`).
+        self.recorder: CallRecorder | None = None
         #: A party other than the caller hung up; the owner decides what follows.
         self.on_leg_left: Callable[[Leg], None] | None = None
         # Steps timed across the whole call path (voice-to-voice, barge-in).
@@ -166,6 +172,8 @@ class Call:
                 await _finish(task, 1.0)
         for task in list(self._pumps.values()):
             await _finish(task, 1.0)
+        if self.recorder is not None:
+            self.recordings = self.recorder.close()
 
     def set_state(self, state: CallState, reason: str = "") -> None:
         if state == self.state:
@@ -173,6 +181,11 @@ class Call:
         self.state = state
         self.publish(CallStateChanged(call_id=self.call_id, leg="call",
                                       t_audio=self.t_audio(), state=state, reason=reason))
+
+    def record_to(self, recorder: CallRecorder) -> None:
+        """Keep every party's voice and what they heard (before any leg joins)."""
+        self.recorder = recorder
+        self.mixer.taps.append(recorder.heard)
 
     # --- legs
 
@@ -229,6 +242,8 @@ class Call:
                     continue  # the edge's job; never let a bad frame reach the graph
                 leg.frames_in += 1
                 leg.source.push(pcm)
+                if self.recorder is not None:
+                    self.recorder.said(leg.id, pcm)
                 if leg.analysis is not None:
                     leg.analysis.put_nowait(pcm)
         except asyncio.CancelledError:

@@ -137,3 +137,30 @@ def test_admission_refuses_the_call_over_the_limit(settings_factory):
     ok, retry_after = asyncio.run(main())
     assert not ok and retry_after == settings.server.retry_after_s
     assert center.refused == 1
+
+
+@pytest.mark.slow
+def test_recording_keeps_what_each_party_said_and_heard(settings_factory, bundle, speech,
+                                                        tmp_path):
+    import soundfile as sf
+
+    from switchboard.pipeline.store import CallStore
+
+    settings = generous_budgets(settings_factory())
+    store = CallStore(f"sqlite:///{tmp_path / 'calls.db'}", record_audio=True,
+                      audio_dir=tmp_path / "audio")
+    center = CallCenter(settings, bundle, store=store)
+    caller = FileEdge.from_audio(speech["caller"][:32000], peer="file:caller", tail_s=3.0)
+    call = asyncio.run(run(center, caller))
+    store.flush()
+    record = store.get_call(call.call_id)
+    store.close()
+    paths = {a["leg"]: a["path"] for a in record["audio"]}
+    assert set(paths) == {"caller-said", "caller-heard"}
+    said, rate = sf.read(paths["caller-said"], dtype="int16")
+    heard, _ = sf.read(paths["caller-heard"], dtype="int16")
+    assert rate == 16000
+    assert presence((speech["caller"][8000:16000] * 32767).astype(np.int16), said) > 0.95
+    # What the caller heard is what the bot said to them: the greeting.
+    assert presence(np.frombuffer(caller.heard[60], "<i2"), heard) > 0.99
+    assert np.abs(heard).max() > 1000
