@@ -325,3 +325,32 @@ def test_our_uac_to_our_uas_dtmf_and_stop_sends_bye(transport):
     call, frames = asyncio.run(main())
     assert digits == ["1", "2", "#"]
     assert frames < 100 and call.end_reason == "remote hangup"
+
+
+def test_ringing_outlives_timer_b(monkeypatch):
+    """An agent's phone may ring longer than timer B (64·T1): the dial-out must not 408."""
+    import sipua.transaction
+
+    monkeypatch.setattr(sipua.transaction, "T1", 0.02)  # timer B = 1.28 s
+
+    async def handler(call: IncomingCall) -> None:
+        await call.ring()
+        await asyncio.sleep(2.0)
+        await call.answer()
+
+    async def main():
+        uas = _endpoint(handler)
+        uac = _endpoint(None)
+        await uas.start()
+        await uac.start()
+        try:
+            call = await uac.dial(f"sip:agent@127.0.0.1:{uas.port}", transport="tcp")
+            await asyncio.wait_for(call.ringing.wait(), 2)
+            edge = await call.wait_answered(5)
+            await edge.close("done")
+            return call
+        finally:
+            await uac.stop()
+            await uas.stop()
+
+    assert asyncio.run(main()).state == CallState.ENDED

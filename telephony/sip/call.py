@@ -147,7 +147,9 @@ class BaseCall:
         self._sdp_version = 0
         self._ack = asyncio.Event()
         self._pending_2xx_cseq: int | None = None
-        self._bye_task: asyncio.Task[None] | None = None
+        self._last_2xx: sipmessage.Response | None = None
+        self._ack_task: asyncio.Task[None] | None = None
+        self._bye_task: asyncio.Task[sipmessage.Response] | None = None
 
     @property
     def call_id(self) -> str:
@@ -258,9 +260,9 @@ class BaseCall:
         self._last_2xx = response
         await self.dialog.send_response(response)
         if request.via[0].transport.upper() == "UDP":
-            asyncio.create_task(self._retransmit_2xx(response))
+            self._ack_task = asyncio.create_task(self._retransmit_2xx(response))
         else:
-            self._ack_deadline_task = asyncio.create_task(self._await_ack(64 * T1))
+            self._ack_task = asyncio.create_task(self._await_ack(64 * T1))
 
     async def _retransmit_2xx(self, response: sipmessage.Response) -> None:
         interval, waited = T1, 0.0
@@ -287,9 +289,8 @@ class BaseCall:
 
     async def resend_2xx(self) -> None:
         """A retransmitted INVITE reached us after our 2xx: send the 2xx again."""
-        response = getattr(self, "_last_2xx", None)
-        if response is not None and not self._ack.is_set():
-            await self.endpoint.transport.send_message(response)
+        if self._last_2xx is not None and not self._ack.is_set():
+            await self.endpoint.transport.send_message(self._last_2xx)
 
     # -- ending ------------------------------------------------------------------------
 
@@ -302,7 +303,7 @@ class BaseCall:
         if answered:
             request = self.dialog.create_request("BYE")
             request.contact = []
-            self._bye_task = asyncio.create_task(self.dialog.send_request(request))  # type: ignore[arg-type]
+            self._bye_task = asyncio.create_task(self.dialog.send_request(request))
             try:
                 # The BYE's transaction may take 32 s to time out; the caller need not wait.
                 await asyncio.wait_for(
@@ -315,13 +316,8 @@ class BaseCall:
         if self.ended.is_set():
             return
         self.end_reason = reason
-        if self.state in (
-            CallState.ANSWERED,
-            CallState.OFFERED,
-            CallState.RINGING,
-            CallState.CALLING,
-        ):
-            self.state = CallState.ENDED if self.state == CallState.ANSWERED else self.state
+        if self.state == CallState.ANSWERED:
+            self.state = CallState.ENDED
         self.ended.set()
         await self.session.close()
         self.dialog.terminate()

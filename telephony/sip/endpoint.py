@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-import socket
 from collections.abc import Awaitable, Callable, Mapping
 
 import sipmessage
 from sipua import DialogLayer, TransportAddress, create_response
 from sipua.transaction import get_server_transaction_key
-from sipua.transport import TcpTransportChannel, UdpTransportChannel
+from sipua.transport import UdpTransportChannel
+from sipua.utils import create_contact
 from switchboard.telephony.sip import sdp
 from switchboard.telephony.sip.call import (
     BaseCall,
@@ -248,8 +249,6 @@ class SipEndpoint:
 
     def _contact(self) -> sipmessage.Address:
         # Host "any" is filled in by sipua's transport with the channel's address.
-        from sipua.utils import create_contact
-
         return create_contact()
 
     async def _on_invite(self, request: sipmessage.Request) -> None:
@@ -330,24 +329,4 @@ def _invite_key(request: sipmessage.Request) -> tuple[str, str, int]:
 
 
 def _with_transport(uri: sipmessage.URI, transport: str) -> sipmessage.URI:
-    import dataclasses
-
     return dataclasses.replace(uri, parameters=uri.parameters.replace(transport=transport.lower()))
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free on both UDP and TCP right now (for tests and ad-hoc servers)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-            return port
-    raise OSError("no free port")
-
-
-_ = TcpTransportChannel  # re-exported for type checks of transport lookups

@@ -124,6 +124,8 @@ class RtpSession:
         self._dtmf_out: deque[str] = deque(maxlen=32)
         self._event: list[TelephoneEvent] = []
         self._event_ts = 0
+        self._event_first = False
+        self._dtmf_ms = 100
         self._ssrc = random.getrandbits(32)
         self._seq = random.getrandbits(16)
         self._ts = random.getrandbits(32)
@@ -333,7 +335,7 @@ class RtpSession:
     def _tick(self) -> None:
         frame = self._out.popleft() if self._out else SILENCE
         if not self._event and self._dtmf_out and self._te_pt is not None:
-            self._event = event_packets(self._dtmf_out.popleft(), getattr(self, "_dtmf_ms", 100))
+            self._event = event_packets(self._dtmf_out.popleft(), self._dtmf_ms)
             self._event_ts = self._ts
             self._event_first = True
         if self._event:

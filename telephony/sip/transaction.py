@@ -9,7 +9,10 @@ What sipua's layer does not do, and this subclass adds:
   retransmissions the UA core owes over UDP (RFC 3261 13.3.1.4);
 * provisional responses (180) and 2xx retransmissions reach ``response_observer`` so a
   UAC can report ringing and re-ACK a repeated 200;
-* a retransmitted INVITE gets the last provisional response again, not a new 100.
+* a retransmitted INVITE gets the last provisional response again, not a new 100;
+* timer B ends an outgoing INVITE only while no provisional response came (the Calling
+  state, RFC 3261 17.1.1.2): sipua also fires it in Proceeding, which would hang up on an
+  agent's phone that rings for more than 32 s. The caller bounds ringing with CANCEL.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import logging
 from collections.abc import Callable
 
 import sipmessage
-from sipua import TransactionLayer
+from sipua import TransactionLayer, create_response
 from sipua.transaction import (
+    ClientInviteTransaction,
+    ClientNonInviteTransaction,
     ServerInviteTransaction,
     TransactionState,
     get_client_transaction_key,
@@ -69,6 +74,14 @@ def bad_request(request: sipmessage.Request, reason: str) -> sipmessage.Response
     return response
 
 
+class RingingInviteTransaction(ClientInviteTransaction):
+    """sipua's INVITE client transaction whose timer B spares a ringing call."""
+
+    def _timer_b_expired(self) -> None:
+        if self._state == TransactionState.Calling:
+            super()._timer_b_expired()
+
+
 class SipTransactionLayer(TransactionLayer):
     """sipua's transaction layer plus request validation and UA-core hooks."""
 
@@ -79,6 +92,25 @@ class SipTransactionLayer(TransactionLayer):
         self.response_observer: ResponseObserver | None = None
         self._last_provisional: dict[tuple[str, str, str], sipmessage.Response] = {}
         self.rejected = 0
+
+    async def send_request(self, request: sipmessage.Request) -> sipmessage.Response:
+        """sipua's ``send_request``, with :class:`RingingInviteTransaction` for INVITEs."""
+        key = get_client_transaction_key(request)
+        if key in self._client_transactions:
+            raise RuntimeError("a client transaction exists for this request")
+        transaction: ClientInviteTransaction | ClientNonInviteTransaction
+        if request.method == "INVITE":
+            transaction = RingingInviteTransaction(request=request, transaction_layer=self)
+        else:
+            transaction = ClientNonInviteTransaction(request=request, transaction_layer=self)
+        self._client_transactions[key] = transaction
+        try:
+            return await transaction.run()
+        except TimeoutError:
+            return create_response(request=request, code=408)
+        except OSError:  # refused, unreachable: sipua leaves the transaction behind
+            self._client_transactions.pop(key, None)
+            return create_response(request=request, code=503)
 
     async def send_response(self, response: sipmessage.Response) -> None:
         """Send through the server transaction, remembering 1xx for retransmitted INVITEs."""
