@@ -63,12 +63,43 @@ def load(path: str | Path) -> Recording:
             raise AudioFileError(
                 f"{p}: truncated ({len(audio)} of {info.frames} frames readable)"
             )
+        declared = _declared_wav_frames(p) if info.format == "WAV" else None
+        if declared is not None and len(audio) < declared:
+            raise AudioFileError(f"{p}: truncated ({len(audio)} of {declared} frames present)")
         audio = to_mono(audio)
     if audio.size == 0:
         raise AudioFileError(f"{p}: empty audio (no samples)")
     if not np.all(np.isfinite(audio)):
         raise AudioFileError(f"{p}: audio contains NaN or infinite samples")
     return Recording(str(p), resample(audio, rate), rate, channels, fmt)
+
+
+def _declared_wav_frames(p: Path) -> int | None:
+    """Frames a RIFF/WAVE file's data chunk declares, or None when it declares no length.
+
+    libsndfile reads a WAV cut short (a copy or an upload that stopped half way) up to
+    where the bytes end and reports that as the length, so the header is read here. A
+    streaming recorder writes 0 or 0xFFFFFFFF when it cannot know the length: no claim.
+    """
+    with open(p, "rb") as fh:
+        if fh.read(4) != b"RIFF" or not fh.read(4) or fh.read(4) != b"WAVE":
+            return None
+        block_align = 0
+        while True:
+            header = fh.read(8)
+            if len(header) < 8:
+                return None
+            chunk, size = header[:4], int.from_bytes(header[4:], "little")
+            if chunk == b"fmt ":
+                fmt = fh.read(size)
+                block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
+                fh.seek(size % 2, 1)  # chunks are padded to even sizes
+            elif chunk == b"data":
+                if size in (0, 0xFFFFFFFF) or block_align == 0:
+                    return None
+                return size // block_align
+            else:
+                fh.seek(size + size % 2, 1)
 
 
 def _reason(exc: Exception) -> str:

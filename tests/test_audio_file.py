@@ -61,3 +61,25 @@ def test_missing(tmp_path):
 def test_real_8k_telephone_prompt(data):
     rec = load(data / "asr" / "asterisk_8k" / "SIP_Test_Success.wav")
     assert rec.source_rate == 8000 and rec.duration_s > 0.5
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "ULAW"])
+def test_truncated_wav(tmp_path, subtype):
+    """A WAV cut to half its declared samples: libsndfile reads the half that is there
+    and reports that as the length, so only the header's declared length catches it."""
+    sf.write(tmp_path / "t.wav", _speechlike(8000, 2.0), 8000, subtype=subtype)
+    data = (tmp_path / "t.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioFileError, match=r"truncated \(\d+ of 16000 frames present\)"):
+        load(tmp_path / "cut.wav")
+    assert load(tmp_path / "t.wav").duration_s == pytest.approx(2.0)  # the whole file loads
+
+
+def test_streamed_wav_without_a_length_is_read(tmp_path):
+    """A recorder that could not know the length writes 0xFFFFFFFF: no claim to check."""
+    sf.write(tmp_path / "s.wav", _speechlike(16000, 1.0), 16000, subtype="PCM_16")
+    data = bytearray((tmp_path / "s.wav").read_bytes())
+    i = data.index(b"data")
+    data[i + 4 : i + 8] = (0xFFFFFFFF).to_bytes(4, "little")
+    (tmp_path / "s.wav").write_bytes(bytes(data))
+    assert abs(load(tmp_path / "s.wav").duration_s - 1.0) < 0.01
