@@ -22,7 +22,7 @@ from tests.test_sip_support import BARESIP, dominant_hz, free_port, tone_frames
 REALM = "switchboard"
 
 
-def _config(tmp: Path, endpoint_port: int, password: str) -> Path:
+def _config(tmp: Path, endpoint_port: int, password: str, transport: str = "udp") -> Path:
     phone_port = free_port()
     rtp = free_port()
     (tmp / "config").write_text(
@@ -30,7 +30,7 @@ def _config(tmp: Path, endpoint_port: int, password: str) -> Path:
             [
                 "poll_method epoll",
                 f"sip_listen 127.0.0.1:{phone_port}",
-                "sip_transports udp",
+                f"sip_transports {transport}",
                 "net_interface 127.0.0.1",
                 "module_path /usr/lib/baresip/modules",
                 "module g711.so",
@@ -45,7 +45,8 @@ def _config(tmp: Path, endpoint_port: int, password: str) -> Path:
         )
     )
     (tmp / "accounts").write_text(
-        f"<sip:agent1@127.0.0.1:{endpoint_port}>;auth_pass={password};answermode=auto;regint=60\n"
+        f"<sip:agent1@127.0.0.1:{endpoint_port};transport={transport}>;"
+        f"auth_pass={password};answermode=auto;regint=60\n"
     )
     return tmp
 
@@ -73,23 +74,26 @@ def _endpoint() -> SipEndpoint:
     return SipEndpoint(
         "127.0.0.1",
         free_port(),
-        transports=("udp",),
+        transports=("udp", "tcp"),
         credentials={"agent1": ha1("agent1", REALM, "s3cret")},
         options=SipOptions(realm=REALM),
     )
 
 
-def test_baresip_registers_and_answers_dial(tmp_path):
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_baresip_registers_and_answers_dial(tmp_path, transport):
     async def main():
         ep = _endpoint()
         await ep.start()
-        proc = await _baresip(_config(tmp_path, ep.port, "s3cret"))
+        proc = await _baresip(_config(tmp_path, ep.port, "s3cret", transport))
         try:
             for _ in range(100):  # 10 s at most
                 if ep.registrar.lookup("agent1"):
                     break
                 await asyncio.sleep(0.1)
-            assert ep.registrar.lookup("agent1"), (tmp_path / "log").read_text()
+            contacts = ep.registrar.lookup("agent1")
+            assert contacts, (tmp_path / "log").read_text()
+            assert contacts[0].parameters.get("transport", "udp") == transport
             call = await ep.dial("agent1")
             edge = await call.wait_answered(10)
             tone = tone_frames(1000.0)
