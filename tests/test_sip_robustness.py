@@ -247,3 +247,22 @@ def test_200_retransmitted_over_udp_until_ack():
     acked, unacked = asyncio.run(main())
     assert len(acked) == 1, len(acked)
     assert len(unacked) >= 3, len(unacked)  # at 0, 0.5, 1.5 s
+
+
+def test_port_zero_picks_one_port_for_udp_and_tcp():
+    async def main():
+        ep = SipEndpoint("127.0.0.1", 0)
+        await ep.start()
+        try:
+            udp = await _udp_exchange(ep.port, _req("OPTIONS", ep.port, call_id="z1"))
+            reader, writer = await asyncio.open_connection("127.0.0.1", ep.port)
+            writer.write(_req("OPTIONS", ep.port, call_id="z2").replace(b"/UDP", b"/TCP"))
+            tcp = await asyncio.wait_for(reader.read(4096), 2)
+            writer.close()
+            return ep.port, udp, tcp
+        finally:
+            await ep.stop()
+
+    port, udp, tcp = asyncio.run(main())
+    assert port > 0
+    assert _code(udp[0]) == 200 and _code(tcp) == 200
