@@ -1,16 +1,22 @@
 """Models loaded once per process and shared by every call's graph.
 
-Loading is lazy (a model is read the first time a stage asks for it) and thread-safe.
-Stateful per-stream models (the Silero VAD's recurrent state) are not shared: the bundle
-hands out a new scorer per call.
+Loading is lazy (a model is read the first time a stage asks for it) and thread-safe, with
+one lock per model, so a model loading never holds up another one's users. Model work
+runs on per-model workers shared by every call (:meth:`ModelBundle.executor`): a queue per
+model, sized to what the model can run at once, so a call's decode waits only for model
+capacity, never for a lock another call holds. Stateful per-stream models (the Silero
+VAD's recurrent state) are not shared: the bundle hands out a new scorer per call.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
 from switchboard.models.registry import cache_dir
+from switchboard.models.tts import split_sentences
 
 from switchboard.config import Settings
 
@@ -39,14 +45,32 @@ class ModelBundle:
     def __init__(self, settings: Settings):
         limit_blas_threads()
         self.settings = settings
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the per-model locks and executors below
+        self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._executors: dict[str, ThreadPoolExecutor] = {}
         self._asr: dict[str, object] = {}
         self._tts = None
+        self._phrases = None
         self._embedder = None
         self._index = None
         self._articles = None
         self._intents = None
         self._emotion = None
+
+    def _model_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._locks[name]
+
+    def executor(self, model: str) -> Executor:
+        """The worker queue of ``model`` ("asr", "tts", "nlu", "prosody"), shared by every
+        call: as many threads as the model runs at once (Whisper: ``asr.inter_threads``,
+        the others one), work queued in order of arrival."""
+        sizes = {"asr": self.settings.asr.inter_threads}
+        with self._lock:
+            if model not in self._executors:
+                self._executors[model] = ThreadPoolExecutor(
+                    max_workers=max(1, sizes.get(model, 1)), thread_name_prefix=f"{model}-")
+            return self._executors[model]
 
     def asr(self, model: str | None = None):
         """The shared WhisperASR for ``model`` (the configured primary by default)."""
@@ -54,12 +78,13 @@ class ModelBundle:
 
         opts = self.settings.asr
         name = model or opts.model
-        with self._lock:
+        with self._model_lock(f"asr:{name}"):
             if name not in self._asr:
                 self._asr[name] = WhisperASR(
                     name, device=opts.device, compute_type=opts.compute_type,
-                    cpu_threads=opts.cpu_threads, beam_size=opts.beam_size,
-                    min_window_s=opts.min_window_s, window_margin_s=opts.window_margin_s,
+                    cpu_threads=opts.cpu_threads, inter_threads=opts.inter_threads,
+                    beam_size=opts.beam_size, min_window_s=opts.min_window_s,
+                    window_margin_s=opts.window_margin_s,
                 )
             return self._asr[name]
 
@@ -71,11 +96,21 @@ class ModelBundle:
     def tts(self):
         from switchboard.models.tts import PiperTTS
 
-        with self._lock:
+        with self._model_lock("tts"):
             if self._tts is None:
                 opts = self.settings.tts
                 self._tts = PiperTTS(opts.voice, opts.length_scale)
             return self._tts
+
+    def phrases(self):
+        """The process-wide cache of rendered reply sentences (models.tts.PhraseCache)."""
+        from switchboard.models.tts import PhraseCache
+
+        tts = self.tts()
+        with self._model_lock("phrases"):
+            if self._phrases is None:
+                self._phrases = PhraseCache(tts)
+            return self._phrases
 
     @property
     def embedding_cache(self) -> Path:
@@ -85,7 +120,7 @@ class ModelBundle:
     def embedder(self):
         from switchboard.models.embedder import MiniLMEmbedder
 
-        with self._lock:
+        with self._model_lock("embedder"):
             if self._embedder is None:
                 self._embedder = MiniLMEmbedder()
             return self._embedder
@@ -96,7 +131,7 @@ class ModelBundle:
         from switchboard.pipeline.retrieval import HybridIndex
 
         embedder = self.embedder()
-        with self._lock:
+        with self._model_lock("knowledge"):
             if self._index is None:
                 opts = self.settings.nlu
                 self._articles = load_abcd(opts.kb_dir)
@@ -112,7 +147,7 @@ class ModelBundle:
         from switchboard.pipeline.intents import IntentDetector, load_examples
 
         embedder = self.embedder()
-        with self._lock:
+        with self._model_lock("intents"):
             if self._intents is None:
                 opts = self.settings.nlu
                 examples = load_examples(opts.intent_examples)
@@ -126,22 +161,30 @@ class ModelBundle:
         """The anger/stress model (committed weights); raises ModelUnavailableError."""
         from switchboard.models.emotion import EmotionModel
 
-        with self._lock:
+        with self._model_lock("emotion"):
             if self._emotion is None:
                 self._emotion = EmotionModel.load()
             return self._emotion
 
     def warm_up(self) -> None:
-        """Load everything now rather than on the first call.
+        """Load everything now rather than on the first call, and render the policy's
+        fixed phrases into the shared cache.
 
-        A missing model raises ModelUnavailableError; a missing knowledge base or intent
-        file does not: each call's graph reports it and runs without (CallGraph).
+        A missing model raises ModelUnavailableError (the VAD's too: every call needs the
+        top rung of its ladder); a missing knowledge base or intent file does not: each
+        call's graph reports it and runs without (CallGraph).
         """
         from switchboard.pipeline.intents import IntentExamplesError
         from switchboard.pipeline.knowledge import KnowledgeBaseError
+        from switchboard.pipeline.policy import FIXED_PHRASES
 
+        self.vad_scorer(self.settings.budgets.ladder("vad")[0])
         self.asr()
-        self.tts()
+        self.asr(self.settings.asr.fallback_model)
+        phrases = self.phrases()
+        for phrase in FIXED_PHRASES:
+            for sentence in split_sentences(phrase):
+                phrases.render(sentence)
         self.emotion()
         for load in (self.knowledge, self.intents):
             try:

@@ -17,7 +17,6 @@ and handed to the decoder.
 from __future__ import annotations
 
 import math
-import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -55,10 +54,12 @@ class AsrResult:
 
 
 class WhisperASR:
-    """A loaded Whisper model that decodes one utterance at a time.
+    """A loaded Whisper model, shared by every call of the process.
 
-    ``decode`` is thread-safe (calls are serialised): each call stream owns its worker
-    thread, and CTranslate2 itself parallelises inside a call with ``cpu_threads``.
+    ``decode`` is thread-safe and not serialised: CTranslate2 models accept concurrent
+    ``encode``/``generate`` calls, running up to ``inter_threads`` of them at once, each on
+    ``cpu_threads`` threads (the rest of this class keeps no per-call state). One call's
+    decode therefore never waits behind a lock held by another call's.
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class WhisperASR:
         device: str = "auto",
         compute_type: str = "int8",
         cpu_threads: int = 2,
+        inter_threads: int = 1,
         beam_size: int = 1,
         min_window_s: float = 15.0,
         window_margin_s: float = 5.0,
@@ -82,7 +84,8 @@ class WhisperASR:
             compute_type = "int8_float16"
         try:
             self._fw = WhisperModel(
-                str(path), device=dev, compute_type=compute_type, cpu_threads=cpu_threads
+                str(path), device=dev, compute_type=compute_type, cpu_threads=cpu_threads,
+                num_workers=inter_threads,
             )
         except (RuntimeError, ValueError, OSError) as exc:
             package = (
@@ -99,19 +102,24 @@ class WhisperASR:
         self._beam_size = beam_size
         self.min_window_s = min_window_s
         self.window_margin_s = window_margin_s
-        self._lock = threading.Lock()
 
-    def window_for(self, audio_s: float) -> float:
-        """The encoder window (seconds) used for an utterance of ``audio_s`` seconds."""
-        window = max(self.min_window_s, math.ceil(audio_s + self.window_margin_s))
-        return min(MAX_WINDOW_S, float(window))
+    def window_for(self, audio_s: float, min_window_s: float | None = None,
+                   margin_s: float | None = None) -> float:
+        """The encoder window (seconds) used for an utterance of ``audio_s`` seconds (with
+        the model's window settings unless others are given)."""
+        floor = self.min_window_s if min_window_s is None else min_window_s
+        margin = self.window_margin_s if margin_s is None else margin_s
+        return min(MAX_WINDOW_S, float(max(floor, math.ceil(audio_s + margin))))
 
     def decode(self, audio: np.ndarray, window_s: float | None = None,
-               embed_last_s: float | None = None) -> AsrResult:
+               embed_last_s: float | None = None, min_window_s: float | None = None,
+               margin_s: float | None = None) -> AsrResult:
         """Transcribe mono float32 16 kHz ``audio`` (one utterance).
 
         With ``embed_last_s``, the result also carries the mean encoder state over the last
         ``embed_last_s`` seconds of the audio (of its last 30 s piece, for longer audio).
+        ``window_s`` fixes the window; ``min_window_s``/``margin_s`` replace the model's
+        window settings for this decode (the ASR ladder's cheap rung).
         """
         start = time.perf_counter()
         audio = np.asarray(audio, dtype=np.float32)
@@ -122,25 +130,24 @@ class WhisperASR:
         no_speech: list[float] = []
         used_window = 0.0
         embedding = None
-        with self._lock:
-            for offset in range(0, max(len(audio), 1), chunk):
-                piece = audio[offset : offset + chunk]
-                win = window_s or self.window_for(len(piece) / SAMPLE_RATE)
+        for offset in range(0, max(len(audio), 1), chunk):
+            piece = audio[offset : offset + chunk]
+            win = window_s or self.window_for(len(piece) / SAMPLE_RATE, min_window_s, margin_s)
+            states = self._encode(piece, win)
+            if embed_last_s is not None:
+                embedding = pool_states(_host_array(states), len(piece), embed_last_s)
+            text, logprob, nsp, too_long = self._generate(states, len(piece))
+            looping = too_long or compression_ratio(text) > COMPRESSION_RATIO_LIMIT
+            if win < MAX_WINDOW_S and looping:
+                # A short window occasionally sends Whisper into a loop; the full
+                # window it was trained on does not.
+                win = MAX_WINDOW_S
                 states = self._encode(piece, win)
-                if embed_last_s is not None:
-                    embedding = pool_states(_host_array(states), len(piece), embed_last_s)
-                text, logprob, nsp, too_long = self._generate(states, len(piece))
-                looping = too_long or compression_ratio(text) > COMPRESSION_RATIO_LIMIT
-                if win < MAX_WINDOW_S and looping:
-                    # A short window occasionally sends Whisper into a loop; the full
-                    # window it was trained on does not.
-                    win = MAX_WINDOW_S
-                    states = self._encode(piece, win)
-                    text, logprob, nsp, _ = self._generate(states, len(piece))
-                used_window = max(used_window, win)
-                texts.append(text)
-                logprobs.append(logprob)
-                no_speech.append(nsp)
+                text, logprob, nsp, _ = self._generate(states, len(piece))
+            used_window = max(used_window, win)
+            texts.append(text)
+            logprobs.append(logprob)
+            no_speech.append(nsp)
         return AsrResult(
             text=" ".join(t for t in texts if t).strip(),
             audio_s=audio_s,
@@ -157,10 +164,8 @@ class WhisperASR:
         30 s), encoded in the window a decode would use, without decoding: what
         :meth:`decode` returns with ``embed_last_s``, for training and evaluation."""
         audio = np.asarray(audio, dtype=np.float32)[: int(MAX_WINDOW_S * SAMPLE_RATE)]
-        with self._lock:
-            states = self._encode(audio, self.window_for(len(audio) / SAMPLE_RATE))
-            host = _host_array(states)
-        return pool_states(host, len(audio), last_s)
+        states = self._encode(audio, self.window_for(len(audio) / SAMPLE_RATE))
+        return pool_states(_host_array(states), len(audio), last_s)
 
     def _encode(self, audio: np.ndarray, window_s: float):
         """Encoder states (a CTranslate2 StorageView, on the model's device) of ``audio``

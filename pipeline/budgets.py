@@ -1,9 +1,10 @@
 """Per-stage latency budgets: timing, breach counting, Prometheus export, degrade ladders.
 
-A :class:`StageMonitor` belongs to one stage. The stage reports each timed step through
-``observe``; the monitor records it in the process's Prometheus metrics, counts breaches,
-and moves the stage along its ladder (see budgets.toml for the policy). The stage reads
-``rung`` to decide how much work to do.
+A :class:`StageMonitor` belongs to one stage of one call. The stage reports each timed step
+through ``observe``; the monitor records it in the process's Prometheus metrics (shared by
+every call, :class:`Metrics`) and in the call's own samples (:class:`CallSamples`), counts
+breaches, and moves the stage along its ladder (see budgets.toml for the policy). The
+stage reads ``rung`` to decide how much work to do.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ _BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.
 
 
 class Metrics:
-    """The Prometheus metrics of one process (or one test), in their own registry."""
+    """The process's Prometheus metrics, in their own registry, shared by every call.
+
+    One instance per process (the server's ``/metrics``) or per test; every call's stage
+    monitors write into it, so its histograms and counters add up across calls. What a
+    single call needs for its own report lives in that call's :class:`CallSamples`.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -32,16 +38,32 @@ class Metrics:
             "switchboard_stage_budget_breaches", "Observations over the step's budget",
             ["step"], registry=self.registry,
         )
-        self.level = Gauge(
-            "switchboard_stage_degrade_level", "Current rung of the stage's degrade ladder",
-            ["stage"], registry=self.registry,
+        self.moves = Counter(
+            "switchboard_stage_degrade_moves", "A call's stage moved to this rung of its ladder",
+            ["stage", "rung"], registry=self.registry,
+        )
+        self.on_rung = Gauge(
+            "switchboard_stage_calls_on_rung", "Live calls whose stage is on this rung",
+            ["stage", "rung"], registry=self.registry,
         )
         self.errors = Counter(
             "switchboard_stage_errors", "Inputs a stage failed on", ["stage"],
             registry=self.registry,
         )
-        #: Raw observations per step (ms), for exact percentiles in reports.
+
+    def exposition(self) -> str:
+        """The metrics in Prometheus text format."""
+        return generate_latest(self.registry).decode()
+
+
+class CallSamples:
+    """One call's raw observations per step (ms), for its exact percentile report."""
+
+    def __init__(self) -> None:
         self.samples: dict[str, list[float]] = {}
+
+    def add(self, step: str, ms: float) -> None:
+        self.samples.setdefault(step, []).append(ms)
 
     def percentiles(self, step: str) -> tuple[float, float, int]:
         """(p50, p95, n) of a step's observations; NaN when there are none."""
@@ -50,10 +72,6 @@ class Metrics:
             return float("nan"), float("nan"), 0
         pick = lambda q: values[min(len(values) - 1, int(round(q * (len(values) - 1))))]  # noqa: E731
         return pick(0.5), pick(0.95), len(values)
-
-    def exposition(self) -> str:
-        """The metrics in Prometheus text format."""
-        return generate_latest(self.registry).decode()
 
 
 @dataclass(frozen=True)
@@ -68,9 +86,15 @@ class Observation:
 
 
 class StageMonitor:
-    """Budget bookkeeping and degrade ladder of one stage."""
+    """Budget bookkeeping and degrade ladder of one stage of one call.
 
-    def __init__(self, stage: str, options: BudgetOptions, metrics: Metrics):
+    Each call's stage has its own monitor (a shared one would let one call's failures push
+    a healthy call down its ladder); all of them write into the process's ``metrics``.
+    ``samples`` is the call's own record (a private one when not given).
+    """
+
+    def __init__(self, stage: str, options: BudgetOptions, metrics: Metrics,
+                 samples: CallSamples | None = None):
         self.stage = stage
         self.ladder = options.ladder(stage)
         self.budgets = {b.name: b.budget_ms for b in options.for_stage(stage)}
@@ -80,8 +104,10 @@ class StageMonitor:
         self._ok_streak = 0
         self._floor = 0  # highest rung still allowed (raised when a rung fails)
         self._metrics = metrics
+        self._samples = samples if samples is not None else CallSamples()
         self.level = 0
-        metrics.level.labels(stage=stage).set(0)
+        self._closed = False
+        metrics.on_rung.labels(stage=stage, rung=self.rung).inc()
 
     @property
     def rung(self) -> str:
@@ -92,7 +118,7 @@ class StageMonitor:
         if budget is None:
             raise KeyError(f"no budget named {step!r} for stage {self.stage!r} in budgets.toml")
         self._metrics.latency.labels(step=step).observe(ms / 1000.0)
-        self._metrics.samples.setdefault(step, []).append(ms)
+        self._samples.add(step, ms)
         breach = ms > budget
         if breach:
             self._metrics.breaches.labels(step=step).inc()
@@ -121,8 +147,17 @@ class StageMonitor:
         return None
 
     def _move(self, level: int) -> int:
+        if not self._closed:
+            self._metrics.on_rung.labels(stage=self.stage, rung=self.rung).dec()
+            self._metrics.on_rung.labels(stage=self.stage, rung=self.ladder[level]).inc()
         self.level = level
         self._window.clear()
         self._ok_streak = 0
-        self._metrics.level.labels(stage=self.stage).set(level)
+        self._metrics.moves.labels(stage=self.stage, rung=self.rung).inc()
         return level
+
+    def close(self) -> None:
+        """The call is over: it no longer counts among the live calls on its rung."""
+        if not self._closed:
+            self._closed = True
+            self._metrics.on_rung.labels(stage=self.stage, rung=self.rung).dec()

@@ -16,6 +16,9 @@ NOT_UNDERSTOOD = (
     "Sorry, I didn't quite catch that. Could you tell me a little more about what you need?"
 )
 
+#: What the bot says often enough to render once per process (ModelBundle.warm_up).
+FIXED_PHRASES = (ACKNOWLEDGEMENT, NOT_UNDERSTOOD)
+
 # ABCD's agent actions (ontology.json "actions"), as the question the caller must answer.
 _ASK_FOR = {
     "pull-up-account": "Could you give me your full name or account ID?",

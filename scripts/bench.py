@@ -1,10 +1,11 @@
 """Benchmark: play the shared ASR recordings through the graph and report p50/p95 per stage.
 
-    scripts/bench [--limit N] [--fast] [--json out/bench.json]
+    scripts/bench [--limit N] [--fast] [--concurrent N] [--json out/bench.json]
 
-Real time by default (the latencies a live caller would see). Prints a table against
-budgets.toml and writes JSON. Never fails on a threshold: machines are noisy; compare
-figures taken in one run.
+Real time by default (the latencies a live caller would see). ``--concurrent N`` plays N
+recordings at a time, each as its own call on one event loop and one ModelBundle, as a
+server does. Prints a table against budgets.toml and writes JSON. Never fails on a
+threshold: machines are noisy; compare figures taken in one run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import statistics
 import _common  # noqa: F401
 from _common import asr_refs, first_per_subset, machine, shared_data, write_json
 from switchboard.models.bundle import ModelBundle
+from switchboard.pipeline.budgets import Metrics
 from switchboard.pipeline.wer import corpus_wer
 from switchboard.telephony.audio_file import load
 
@@ -32,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=12, help="recordings per subset (0 = all)")
     ap.add_argument("--fast", action="store_true", help="no real-time pacing")
+    ap.add_argument("--concurrent", type=int, default=1, help="calls at a time")
     ap.add_argument("--config", default=None)
     ap.add_argument("--json", default="out/bench.json")
     args = ap.parse_args()
@@ -50,19 +53,28 @@ def main() -> None:
     final_short: list[float] = []
     refs, hyps = [], []
     heads: list[str] = []  # per anger score: did the ASR's voice embedding arrive in time?
-    for i, r in enumerate(rows, 1):
-        rec = load(data / r["path"])
-        result = asyncio.run(run_call(rec, settings, bundle, realtime=not args.fast))
-        for step in REPORTED_STEPS:
-            samples[step] += result.context.metrics.samples.get(step, [])
-        final_short += [e.latency_ms for e in result.events if e.kind == "transcript_final"
-                        and e.t_audio - e.t_start <= 8.0]
-        heads += [e.heads for e in result.events if e.kind == "emotion"]
-        refs.append(r["text"])
-        hyps.append(" ".join(result.finals()))
-        print(f"[{i}/{len(rows)}] {r['path']}: asr_final "
-              f"{statistics.median(result.context.metrics.samples.get('asr_final', [0])):.0f} ms",
-              flush=True)
+    metrics = Metrics()  # one registry for the whole run, as one server process has
+
+    async def play(group):
+        return await asyncio.gather(*[
+            run_call(load(data / r["path"]), settings, bundle, realtime=not args.fast,
+                     metrics=metrics) for r in group])
+
+    n = max(1, args.concurrent)
+    for g in range(0, len(rows), n):
+        group = rows[g : g + n]
+        for i, (r, result) in enumerate(zip(group, asyncio.run(play(group)), strict=True),
+                                        g + 1):
+            own = result.context.samples.samples
+            for step in REPORTED_STEPS:
+                samples[step] += own.get(step, [])
+            final_short += [e.latency_ms for e in result.events
+                            if e.kind == "transcript_final" and e.t_audio - e.t_start <= 8.0]
+            heads += [e.heads for e in result.events if e.kind == "emotion"]
+            refs.append(r["text"])
+            hyps.append(" ".join(result.finals()))
+            print(f"[{i}/{len(rows)}] {r['path']}: asr_final "
+                  f"{statistics.median(own.get('asr_final', [0])):.0f} ms", flush=True)
 
     budgets = settings.budgets.budgets
     table = {}
@@ -83,6 +95,7 @@ def main() -> None:
           f"(the others came from the voice features alone: embedding late or failed)")
     write_json(args.json, {"machine": machine(), "device": bundle.asr().device,
                            "mode": "fast" if args.fast else "realtime",
+                           "concurrent": n,
                            "recordings": len(rows), "steps": table, "wer": wer,
                            "emotion_with_embedding": [with_embedding, len(heads)],
                            "asr": vars(settings.asr)})

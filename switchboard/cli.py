@@ -3,6 +3,9 @@
     switchboard simulate CALL [--realtime | --fast] [--json OUT] [--wav OUT]
     switchboard demo
     switchboard models
+
+Exit codes: 0 done, 2 unusable input file, 3 a model missing or corrupt (one line each),
+130 interrupted (Ctrl-C: the call stops at once and is recorded as interrupted).
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import asyncio
 import json
 import logging
 import math
+import signal
 import sys
+import uuid
 from pathlib import Path
 
 from switchboard.config import ROOT, load_settings
@@ -50,10 +55,33 @@ def _load_models(settings):
     return bundle
 
 
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+
+def _run_interruptible(coro, reason: str):
+    """``asyncio.run(coro)``, with Ctrl-C cancelling it with ``reason`` (so it stops and
+    records why) instead of being ignored; a cancellation propagates as CancelledError."""
+
+    async def main():
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGINT, task.cancel, reason)
+        except (RuntimeError, ValueError):  # not the main thread: no signals to handle
+            return await task
+        try:
+            return await task
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    return asyncio.run(main())
+
+
 def cmd_simulate(args: argparse.Namespace, bundle=None) -> int:
     """Play one recording through the graph; ``bundle`` reuses already-loaded models."""
     from switchboard.pipeline.store import CallStore
-    from switchboard.session import run_call
+    from switchboard.session import CallEnd, run_call
     from switchboard.telephony.audio_file import AudioFileError, load
     from switchboard.timeline import TimelinePrinter, latency_lines
 
@@ -74,9 +102,18 @@ def cmd_simulate(args: argparse.Namespace, bundle=None) -> int:
           f"{recording.source_rate} Hz, {recording.source_channels} ch) in {mode}")
     printer = [] if args.quiet else [TimelinePrinter()]
     store = CallStore(settings.store.url)
-    result = asyncio.run(run_call(recording, settings, bundle, realtime=args.realtime,
-                                  subscribers=printer, store=store, leg=args.leg))
-    store.close()
+    call_id = getattr(args, "call_id", None) or uuid.uuid4().hex[:12]
+    try:
+        result = _run_interruptible(
+            run_call(recording, settings, bundle, realtime=args.realtime,
+                     subscribers=printer, store=store, leg=args.leg, call_id=call_id),
+            CallEnd.INTERRUPTED)
+    except asyncio.CancelledError:
+        print(f"\ninterrupted: call {call_id} stopped and recorded as interrupted",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        store.close()
     print()
     print("\n".join(latency_lines(result.latency)))
     if args.wav:
@@ -122,7 +159,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                 metrics=str(out / f"call{i}.prom"), config=args.config,
                                 quiet=False, no_store=False, leg="caller")
         print(f"\n=== demo call {i} of {len(calls)}: {call.name} ===")
-        status = max(status, cmd_simulate(ns, bundle))
+        code = cmd_simulate(ns, bundle)
+        if code == EXIT_INTERRUPTED:
+            return code
+        status = max(status, code)
     return status
 
 
@@ -239,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--no-store", action="store_true", help="do not record the call")
     sim.add_argument("--leg", choices=["caller", "agent"], default="caller",
                      help="whose voice the recording is (agent: stress, no bot replies)")
+    sim.add_argument("--call-id", help="the call's id in the store (default: random)")
     sim.set_defaults(func=cmd_simulate)
 
     demo = sub.add_parser("demo", help="live demo on real recordings")

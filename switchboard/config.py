@@ -44,13 +44,22 @@ class VADOptions:
 
 @dataclass
 class ASROptions:
-    """Streaming Whisper: partials while speaking, a speculative final at each pause."""
+    """Streaming Whisper: partials while speaking, a speculative final at each pause.
+
+    The ladder's last rung (``fallback_model``) decodes with ``fallback_model`` on a shorter
+    window (``fallback_min_window_s``, ``fallback_window_margin_s``): about 40% less
+    encoder time per decode (docs/architecture.md). ``inter_threads`` decodes run at once,
+    each on ``cpu_threads`` threads, for all calls together (docs/benchmarks.md).
+    """
 
     model: str = "tiny.en"
     fallback_model: str = "tiny.en"
+    fallback_min_window_s: float = 8.0
+    fallback_window_margin_s: float = 2.0
     device: str = "auto"
     compute_type: str = "int8"
-    cpu_threads: int = 2
+    cpu_threads: int = 1
+    inter_threads: int = 2
     beam_size: int = 1
     min_window_s: float = 12.0
     window_margin_s: float = 4.0

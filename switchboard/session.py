@@ -1,18 +1,31 @@
-"""Runs one simulated call end to end: source → graph → events, store, metrics, wav."""
+"""Runs one call end to end: source → graph → events, store, metrics, wav.
+
+A call ends in one of the :class:`CallEnd` states, and is recorded (from a ``finally``
+block, so whatever ends it) with every event published until then. Cancelling the task
+running a call stops its graph at once; the cancellation's message says why
+(``task.cancel(CallEnd.HANGUP)``: the caller hung up; ``CallEnd.INTERRUPTED``: Ctrl-C),
+and a cancellation without one (a server's tasks cancelled at shutdown) is recorded as
+``shutdown``. The cancellation propagates once the call is recorded.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 import numpy as np
 
 from switchboard.config import Settings
 from switchboard.models.bundle import ModelBundle
+from switchboard.pipeline.budgets import Metrics
 from switchboard.pipeline.context import CallContext
 from switchboard.pipeline.events import Event
+from switchboard.pipeline.frames import CallAudioFrame, ReplyAudioFrame
 from switchboard.pipeline.graph import CallGraph
 from switchboard.pipeline.store import CallStore
 from switchboard.telephony import file_source
@@ -26,18 +39,38 @@ REPORTED_STEPS = ("vad", "asr_partial", "asr_final", "prosody", "emotion", "emot
                   "voice_to_voice")
 
 
+class CallEnd(StrEnum):
+    """How a call ended: the status its record carries."""
+
+    COMPLETED = "completed"  # the audio ended and every result was published
+    FAILED = "failed"  # an error stopped the call
+    HANGUP = "hangup"  # the caller hung up (cancelled with this message)
+    SHUTDOWN = "shutdown"  # the process is stopping (a cancellation without a message)
+    INTERRUPTED = "interrupted"  # Ctrl-C on the command line
+
+
+def end_status(exc: asyncio.CancelledError) -> CallEnd:
+    """The end a cancellation stands for: its message, if it names one, else shutdown."""
+    reason = exc.args[0] if exc.args else None
+    if reason in (CallEnd.HANGUP, CallEnd.INTERRUPTED, CallEnd.SHUTDOWN):
+        return CallEnd(reason)
+    return CallEnd.SHUTDOWN
+
+
 @dataclass
 class CallResult:
-    """Everything one simulated call produced."""
+    """Everything one call produced."""
 
     call_id: str
     source: str
     events: list[Event]
     context: CallContext
     stereo: np.ndarray
-    status: str = "completed"
+    status: str = CallEnd.COMPLETED
     error: str | None = None
     latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Where each stage ended on its degrade ladder.
+    rungs: dict[str, str] = field(default_factory=dict)
 
     def finals(self) -> list[str]:
         return [e.text for e in self.events if e.kind == "transcript_final" and e.text]
@@ -46,18 +79,20 @@ class CallResult:
         return {
             "call_id": self.call_id,
             "source": self.source,
-            "status": self.status,
+            "status": str(self.status),
             "error": self.error,
+            "rungs": self.rungs,
             "transcript": " ".join(self.finals()),
             "latency_ms": self.latency,
         }
 
 
 def latency_table(ctx: CallContext) -> dict[str, dict[str, float]]:
+    """p50, p95 and count of each reported step in this call, with its budget."""
     table = {}
     budgets = ctx.settings.budgets.budgets
     for step in REPORTED_STEPS:
-        p50, p95, n = ctx.metrics.percentiles(step)
+        p50, p95, n = ctx.samples.percentiles(step)
         table[step] = {"p50": p50, "p95": p95, "n": n,
                        "budget": budgets[step].budget_ms if step in budgets else float("nan")}
     return table
@@ -68,10 +103,11 @@ async def run_call(
     settings: Settings,
     bundle: ModelBundle,
     realtime: bool = True,
-    subscribers=(),
+    subscribers: Iterable[Callable[[Event], None]] = (),
     store: CallStore | None = None,
     call_id: str | None = None,
     leg: str = "caller",
+    metrics: Metrics | None = None,
 ) -> CallResult:
     """Play ``recording`` as one leg of a new call (the caller's by default; "agent" for an
     agent's earpiece microphone: analysed for stress, never answered by the bot) and
@@ -84,27 +120,50 @@ async def run_call(
         settings = replace(settings, prosody=replace(
             settings.prosody, embedding_wait_ms=math.inf))
     call_id = call_id or uuid.uuid4().hex[:12]
-    ctx = CallContext(call_id=call_id, settings=settings)
+    ctx = CallContext(call_id=call_id, settings=settings, metrics=metrics or Metrics())
+    return await run_source(file_source.frames(recording, leg=leg, realtime=realtime),
+                            recording.path, ctx, bundle, subscribers=subscribers,
+                            store=store, leg=leg)
+
+
+async def run_source(
+    source: AsyncIterator[CallAudioFrame],
+    name: str,
+    ctx: CallContext,
+    bundle: ModelBundle,
+    subscribers: Iterable[Callable[[Event], None]] = (),
+    store: CallStore | None = None,
+    leg: str = "caller",
+    on_reply_audio: Callable[[ReplyAudioFrame], None] | None = None,
+) -> CallResult:
+    """Run one leg's ``source`` (a file, or a live edge's frames) through a new graph,
+    record the call under ``ctx.call_id`` however it ends, and return what it produced.
+
+    Cancelled, it records the call (:func:`end_status`) and re-raises; the caller still
+    has ``ctx.bus.history``.
+    """
     for sub in subscribers:
         ctx.bus.subscribe(sub)
     if store is not None:
-        store.begin(call_id, recording.path)
-    status, error = "completed", None
-    graph: CallGraph | None = None
+        store.begin(ctx.call_id, name)
+    status, error = CallEnd.COMPLETED, None
+    graph = CallGraph(ctx, bundle, leg, on_reply_audio=on_reply_audio)
     try:
-        graph = CallGraph(ctx, bundle, leg)
-        graph.prewarm()
-        await graph.run(file_source.frames(recording, leg=leg, realtime=realtime))
-    except Exception as exc:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-        log.exception("call %s failed", call_id)
+        await graph.run(source)
+    except asyncio.CancelledError as exc:
+        status = end_status(exc)
+        log.info("call %s ended: %s", ctx.call_id, status)
+        raise
+    except BaseException as exc:
+        status, error = CallEnd.FAILED, f"{type(exc).__name__}: {exc}"
+        log.exception("call %s failed", ctx.call_id)
         raise
     finally:
         result = CallResult(
-            call_id=call_id, source=recording.path, events=list(ctx.bus.history), context=ctx,
-            stereo=graph.sink.stereo() if graph else np.zeros((0, 2), np.int16),
-            status=status, error=error, latency=latency_table(ctx),
+            call_id=ctx.call_id, source=name, events=list(ctx.bus.history), context=ctx,
+            stereo=graph.sink.stereo(), status=status, error=error,
+            latency=latency_table(ctx), rungs=graph.rungs(),
         )
         if store is not None:
-            store.finish(call_id, result.events, status, error, result.summary())
+            store.finish(ctx.call_id, result.events, str(status), error, result.summary())
     return result

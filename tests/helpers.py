@@ -11,3 +11,27 @@ def generous_budgets(settings):
         settings.budgets.budgets[name] = type(budget)(name, budget.stage, 1e9)
     settings.prosody.embedding_wait_ms = 1e9
     return settings
+
+
+def run_within(coro, seconds: float):
+    """``asyncio.run(coro)`` on a daemon thread, failing the test if it has not returned
+    after ``seconds``: a task left pending makes ``asyncio.run`` hang at exit, and a hung
+    test is not a red one."""
+    import asyncio
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"asyncio.run did not return within {seconds} s (hung)"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

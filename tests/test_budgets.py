@@ -1,4 +1,5 @@
-from switchboard.pipeline.budgets import Metrics, StageMonitor
+import pytest
+from switchboard.pipeline.budgets import CallSamples, Metrics, StageMonitor
 
 from switchboard.config import Budget, BudgetOptions
 
@@ -28,16 +29,53 @@ def test_breaches_walk_down_the_ladder_and_recover():
     assert m.rung == "no_partials"
 
 
-def test_prometheus_export_counts_breaches():
-    metrics = Metrics()
-    m = StageMonitor("asr", _options(), metrics)
+def _value(metrics: Metrics, name: str, **labels) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_prometheus_export_counts_breaches_in_seconds():
+    metrics, samples = Metrics(), CallSamples()
+    m = StageMonitor("asr", _options(), metrics, samples)
     m.observe("asr_final", 100)
     m.observe("asr_final", 300)
     text = metrics.exposition()
     assert 'switchboard_stage_budget_breaches_total{step="asr_final"} 1.0' in text
     assert 'switchboard_stage_latency_seconds_count{step="asr_final"} 2.0' in text
-    assert 'switchboard_stage_degrade_level{stage="asr"} 0.0' in text
-    assert metrics.percentiles("asr_final")[2] == 2
+    # The histogram is in seconds (its buckets are): 100 ms + 300 ms = 0.4 s.
+    assert _value(metrics, "switchboard_stage_latency_seconds_sum",
+                  step="asr_final") == pytest.approx(0.4)
+    assert _value(metrics, "switchboard_stage_latency_seconds_bucket",
+                  step="asr_final", le="0.1") == 1.0
+    assert _value(metrics, "switchboard_stage_calls_on_rung", stage="asr", rung="full") == 1.0
+    assert samples.percentiles("asr_final") == (100, 300, 2)
+
+
+def test_one_registry_across_calls_and_a_report_per_call():
+    """Two calls' monitors write into the process's one registry; each call's percentile
+    report reads only its own samples; a moved call counts on its new rung until it ends."""
+    metrics = Metrics()
+    a, b = CallSamples(), CallSamples()
+    ma, mb = StageMonitor("asr", _options(), metrics, a), StageMonitor("asr", _options(),
+                                                                       metrics, b)
+    ma.observe("asr_final", 100)
+    for _ in range(3):
+        mb.observe("asr_final", 400)
+    assert _value(metrics, "switchboard_stage_latency_seconds_count", step="asr_final") == 4
+    assert _value(metrics, "switchboard_stage_budget_breaches_total", step="asr_final") == 3
+    assert a.percentiles("asr_final") == (100, 100, 1)
+    assert b.percentiles("asr_final") == (400, 400, 3)
+    assert ma.rung == "full" and mb.rung == "no_partials"  # each call its own ladder
+    assert _value(metrics, "switchboard_stage_degrade_moves_total", stage="asr",
+                  rung="no_partials") == 1
+    on = {r: _value(metrics, "switchboard_stage_calls_on_rung", stage="asr", rung=r)
+          for r in ("full", "no_partials")}
+    assert on == {"full": 1, "no_partials": 1}
+    ma.close()
+    mb.close()
+    mb.close()  # idempotent
+    assert _value(metrics, "switchboard_stage_calls_on_rung", stage="asr",
+                  rung="no_partials") == 0
 
 
 def test_a_failing_rung_is_not_recovered_to():

@@ -29,7 +29,7 @@ def test_slow_asr_degrades(data, settings_factory):
     # The model is chosen when a decode runs, so after the move every decode but the one
     # possibly already running uses the fallback.
     after = [e for e in result.events[switched:] if e.kind == "transcript_final"]
-    assert after and after[-1].model == "tiny.en"
+    assert after and after[-1].model == "tiny.en@8s"  # the fallback model, on 8 s windows
     assert sum(e.model == "base" for e in after) <= 1
     assert any(e.model == "base" for e in result.events[:switched]
                if e.kind == "transcript_final")
@@ -38,7 +38,8 @@ def test_slow_asr_degrades(data, settings_factory):
     assert partials_after_first_move == []
 
     text = result.context.metrics.exposition()
-    assert 'switchboard_stage_degrade_level{stage="asr"} 2.0' in text
+    assert result.rungs["asr"] == "fallback_model"
+    assert 'switchboard_stage_degrade_moves_total{rung="fallback_model",stage="asr"} 1.0' in text
     breaches = [line for line in text.splitlines()
                 if line.startswith('switchboard_stage_budget_breaches_total{step="asr_final"}')]
     assert breaches and float(breaches[0].split()[-1]) >= 1

@@ -57,15 +57,66 @@ examples = [
     assert detector.detect(text).intent == "loyalty_points"  # the n-gram classifier agrees
 
 
+# Written for this test in words the example phrases do not use ("secret word", "voucher",
+# "swallows me"): what a caller who never read abcd.toml says. Some are hard on purpose,
+# and some sit between two neighbouring intents (money not back after a return: refund
+# status or a billing mistake?).
+CALLER_PHRASINGS = [  # (intent, what the caller says)
+    ("recover_password",
+     "so every time I try to sign in the site tells me the secret word I typed is wrong "
+     "and I honestly can't recall it"),
+    ("recover_password",
+     "could you send me one of those links to make a fresh login code, mine's gone out of my head"),
+    ("manage_change_address",
+     "we relocated across town last month and the account profile still lists the old house"),
+    ("manage_change_address",
+     "please put my new street and zip code on file, I'm not at the old place anymore"),
+    ("promo_code_invalid",
+     "that twenty percent off thing from the newsletter gets refused when I check out"),
+    ("promo_code_invalid",
+     "checkout keeps telling me the voucher I typed in doesn't exist"),
+    ("refund_status",
+     "I sent the sweater back two weeks ago and still haven't seen the money on my card"),
+    ("refund_status",
+     "any news on getting my money returned for that order I sent back"),
+    ("return_size",
+     "these pants are way too tight around the waist, I want to swap them for a larger one"),
+    ("return_size",
+     "the coat I got swallows me, it's two sizes too roomy, how do I ship it back"),
+    ("manage_cancel",
+     "oops, I hit the buy button twice and now there are two identical jackets coming"),
+    ("reset_2fa",
+     "the verification text with the six digit number never arrives on my new phone"),
+    ("manage_upgrade",
+     "I'd pay extra if the parcel could get here by tomorrow morning instead of next week"),
+    ("bad_price_competitor",
+     "the shop down the road has this exact item for fifteen bucks less, will you match it"),
+    ("out_of_stock_one_item",
+     "that one particular blouse has said unavailable for weeks, when are you restocking it"),
+    ("slow_speed",
+     "your web pages take ages to open, I click and then nothing happens for a minute"),
+    ("status_mystery_fee",
+     "my receipt shows some charge I never agreed to on top of the item price"),
+    ("manage_pay_bill",
+     "how do I settle the amount due on my yearly membership, I want to pay it now"),
+    ("recover_username",
+     "I can't remember the name I log in with, just the email I used"),
+    ("manage_change_phone",
+     "I switched to a different mobile carrier and the contact number you have is no good now"),
+]
+OFF_TOPIC = ["what's the weather going to be like in Paris tomorrow",
+       "can you recommend a good recipe for banana bread",
+       "who won the football game last night"]
+
+
 def test_bundled_intents_on_caller_phrasings(bundle):
+    """Measured 2026-11-30: 13 of 20 (0.65) right, the off-topic requests all
+    out_of_scope. The floor sits a point under (12 of 20): a change to the phrases or the
+    classifier that loses two of these fails."""
     detector = bundle.intents()
     embedder = bundle.embedder()
-    cases = {
-        "hi, I forgot my password and I can't get into my account": "recover_password",
-        "I'd like to change the shipping address on my order": "manage",  # shipping_issue
-        "the promo code you sent me says it's invalid": "promo_code_invalid",
-    }
-    for text, intent in cases.items():
-        assert detector.detect(text, embedder.encode([text])[0]).intent == intent, text
-    weather = "what's the weather going to be like in Paris tomorrow"
-    assert detector.detect(weather, embedder.encode([weather])[0]).intent == OUT_OF_SCOPE
+    right = [detector.detect(t, embedder.encode([t])[0]).intent == intent
+             for intent, t in CALLER_PHRASINGS]
+    assert sum(right) >= 12, f"{sum(right)} of {len(right)}"
+    for text in OFF_TOPIC:
+        assert detector.detect(text, embedder.encode([text])[0]).intent == OUT_OF_SCOPE, text

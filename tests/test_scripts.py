@@ -17,12 +17,13 @@ def _run(script: str, *args: str) -> None:
 
 def test_bench_short(data, tmp_path):
     out = tmp_path / "bench.json"
-    _run("bench.py", "--limit", "1", "--fast", "--json", str(out))
+    _run("bench.py", "--limit", "1", "--fast", "--concurrent", "2", "--json", str(out))
     payload = json.loads(out.read_text())
-    assert payload["recordings"] == 2
+    assert payload["recordings"] == 2 and payload["concurrent"] == 2
     for step in ("vad", "asr_final", "nlu", "voice_to_voice"):
         assert payload["steps"][step]["n"] >= 1
-    assert 0 <= payload["wer"] < 0.5
+    # Measured 0.0% on these two recordings (30 words); a word or so may go.
+    assert payload["wer"] < 0.05
 
 
 @pytest.mark.parametrize("model", ["tiny.en"])
@@ -31,7 +32,8 @@ def test_eval_asr_short(data, tmp_path, model):
     _run("eval_asr.py", "--models", model, "--limit", "3", "--json", str(out))
     rows = json.loads(out.read_text())["results"]
     assert {r["subset"] for r in rows} == {"wideband", "asterisk_8k"}
-    assert all(r["n"] == 3 and r["wer"] < 0.3 for r in rows)
+    # Measured 2026-11-30: asterisk_8k 2.8% (1 word of 36), wideband 0.0%.
+    assert all(r["n"] == 3 and r["wer"] < 0.06 for r in rows), rows
 
 
 def test_eval_intent_on_the_deployed_intents(data, tmp_path):

@@ -24,6 +24,19 @@ def test_window_policy(asr):
     assert asr.window_for(40.0) == 30.0
 
 
+def test_the_fallback_rung_decodes_on_a_shorter_window(asr, data, settings_factory):
+    """The ASR ladder's last rung is a cheaper decode of the same tiny.en: a 3 s turn is
+    encoded in 8 s instead of 12 s (about 40% less encoder time, docs/architecture.md)."""
+    opts = settings_factory().asr
+    assert opts.fallback_model == opts.model == "tiny.en"
+    audio = load(data / "asr" / "pocketsphinx" / "goforward.wav").audio  # 2.8 s
+    main = asr.decode(audio)
+    cheap = asr.decode(audio, min_window_s=opts.fallback_min_window_s,
+                       margin_s=opts.fallback_window_margin_s)
+    assert main.window_s == 12.0 and cheap.window_s == 8.0
+    assert wer(main.text, cheap.text) == 0.0
+
+
 def test_repetition_loop_is_detected():
     # What tiny.en produced for pocketsphinx/cards_001.wav on a short window in the eval.
     looped = "10 of clubs " * 40
@@ -43,7 +56,7 @@ def test_clip_that_looped_on_a_short_window_does_not_loop(asr, data):
 
 def test_jfk_transcript(asr, data):
     result = asr.decode(load(data / "asr" / "whisper" / "jfk.flac").audio)
-    assert wer(JFK, result.text) < 0.15
+    assert wer(JFK, result.text) < 0.05  # measured 0%: one word of 22 may go
     assert result.window_s == 15.0 and result.model == "tiny.en"  # 11 s + 4 s margin
 
 
@@ -61,7 +74,7 @@ def test_silence_gives_empty_text(asr):
 def test_base_model_loads_and_decodes(bundle, data):
     base = bundle.asr("base")
     result = base.decode(load(data / "asr" / "whisper" / "jfk_16k.wav").audio)
-    assert wer(JFK, result.text) < 0.15 and result.model == "base"
+    assert wer(JFK, result.text) < 0.05 and result.model == "base"  # measured 0%
 
 
 def test_pool_states_averages_the_last_seconds_of_real_audio():
@@ -78,7 +91,7 @@ def test_final_decode_returns_the_voice_embedding(asr, data):
     plain = asr.decode(audio)
     embedded = asr.decode(audio, embed_last_s=8.0)
     assert plain.voice_embedding is None
-    assert wer(JFK, embedded.text) < 0.15  # encoding first leaves the decode as it was
+    assert embedded.text == plain.text  # encoding first leaves the decode as it was
     assert embedded.voice_embedding.shape == (384,)  # tiny.en's encoder width
     assert np.all(np.isfinite(embedded.voice_embedding))
     # What training computes without decoding is what the pipeline gets.
@@ -95,3 +108,54 @@ def test_the_encoder_hears_one_speech_level(asr, data):
     # So the voice embedding does not follow the gain (anger must not read loudness).
     e = asr.voice_embedding(x, 8.0)
     assert np.allclose(asr.voice_embedding(loud, 8.0), e, atol=0.02 * np.abs(e).max())
+
+
+@pytest.mark.parametrize("clip", ["pocketsphinx/goforward.wav",
+                                  "asterisk_8k/conf-nonextended.wav",
+                                  "asterisk_8k/dir-nomatch.wav"])
+def test_the_loop_guard_rescues_a_window_that_loops(asr, data, clip):
+    """On a 4 s window these clips loop: tiny.en repeats the sentence until its token limit
+    ("go forward 10 meters. Go forward 10 meters. ..."). The guard sees it (too many
+    tokens, text compressing over 2.4:1) and re-decodes on the 30 s window."""
+    import csv
+
+    with open(data / "asr" / "refs.csv", newline="") as fh:
+        ref = next(r["text"] for r in csv.DictReader(fh) if r["path"] == f"asr/{clip}")
+    result = asr.decode(load(data / "asr" / clip).audio, min_window_s=4.0, margin_s=1.0)
+    assert result.window_s == 30.0, result.text  # the guard fired
+    assert compression_ratio(result.text) < COMPRESSION_RATIO_LIMIT
+    assert wer(ref, result.text) <= 0.1, result.text
+
+
+def test_decodes_of_different_calls_run_at_once(asr, data):
+    """A short utterance's decode, started while a long one (a minute of audio: two 30 s
+    windows) is running, finishes first: decodes are not serialised behind each other
+    (the model runs ``inter_threads`` = 2 at once), so one call's final never waits for
+    another call's long decode. Both give the text they give alone."""
+    import threading
+
+    jfk = load(data / "asr" / "whisper" / "jfk.flac").audio
+    long_audio = np.concatenate([jfk] * 6)[: 60 * 16000]
+    short_audio = load(data / "asr" / "pocketsphinx" / "goforward.wav").audio
+    alone = asr.decode(short_audio).text
+    finished: list[str] = []
+    texts: dict[str, str] = {}
+    started = threading.Event()
+
+    def run(name, audio):
+        if name == "long":
+            started.set()
+        texts[name] = asr.decode(audio).text
+        finished.append(name)
+
+    long_thread = threading.Thread(target=run, args=("long", long_audio))
+    long_thread.start()
+    started.wait()
+    threading.Event().wait(0.05)  # the long decode is under way
+    short_thread = threading.Thread(target=run, args=("short", short_audio))
+    short_thread.start()
+    short_thread.join()
+    long_thread.join()
+    assert finished == ["short", "long"]
+    assert texts["short"] == alone
+    assert "fellow americans" in texts["long"].lower()

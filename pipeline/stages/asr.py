@@ -7,7 +7,12 @@ Whisper is not a streaming model, so streaming is built around it:
   once, while VAD is still waiting to be sure the turn is over; if speech resumes the
   result is dropped, and if the turn ends at that pause it becomes the final with no
   further work, hiding the decode behind the end-of-turn wait.
-The ``fallback_model`` rung swaps in the configured smaller model (loaded on first use).
+The ``fallback_model`` rung decodes with ``asr.fallback_model`` on a shorter window
+(``asr.fallback_min_window_s``): a genuinely cheaper decode even when it is the same model
+(tiny.en by default). Its results name the model and window ("tiny.en@8s"), so the prosody
+stage, whose heads read embeddings of the main window, scores those utterances from the
+voice features alone. Decodes run on the bundle's Whisper worker queue, shared by every
+call (``ModelBundle.executor("asr")``).
 Every final is followed by a ``VoiceEmbeddingFrame``: the encoder's summary of how the
 utterance was said, which the prosody stage's anger and stress heads read.
 """
@@ -15,6 +20,7 @@ utterance was said, which the prosody stage's anger and stress heads read.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from pipecat.frames.frames import EndFrame
 from pipecat.processors.frame_processor import FrameDirection
@@ -31,11 +37,18 @@ from switchboard.pipeline.events import (
 from switchboard.pipeline.frames import CallAudioFrame, EventFrame, VoiceEmbeddingFrame
 from switchboard.pipeline.stages.base import Stage
 
+from switchboard.config import ASROptions
+
 PRE_ROLL_S = 0.2  # VAD opens an utterance a little after the first sound
 # Audio kept after the last speech sample. When VAD reports a pause it has already scored
 # the next window (20-32 ms), so this much is always in the ring: the speculative final and
 # a final decoded later see the same samples, and a call transcribes the same every run.
 POST_ROLL_S = 0.02
+
+
+def fallback_label(opts: ASROptions) -> str:
+    """The ``model`` a fallback-rung result carries: model and minimum window."""
+    return f"{opts.fallback_model}@{opts.fallback_min_window_s:g}s"
 
 
 class ASRStage(Stage):
@@ -44,7 +57,7 @@ class ASRStage(Stage):
     stage_name = "asr"
 
     def __init__(self, ctx: CallContext, leg: str, ring: AudioRing, bundle):
-        super().__init__(ctx, leg)
+        super().__init__(ctx, leg, bundle.executor("asr"))
         self._ring = ring
         self._bundle = bundle
         opts = ctx.settings.asr
@@ -106,9 +119,13 @@ class ASRStage(Stage):
         ``embed``: a final, which also returns the voice embedding (the prosody stage's
         scoring window of it)."""
         opts = self.ctx.settings.asr
-        model = opts.fallback_model if self.monitor.rung == "fallback_model" else opts.model
         last_s = self.ctx.settings.prosody.emotion_window_s if embed else None
-        return self._bundle.asr(model).decode(audio, embed_last_s=last_s)
+        if self.monitor.rung != "fallback_model":
+            return self._bundle.asr(opts.model).decode(audio, embed_last_s=last_s)
+        result = self._bundle.asr(opts.fallback_model).decode(
+            audio, embed_last_s=last_s, min_window_s=opts.fallback_min_window_s,
+            margin_s=opts.fallback_window_margin_s)
+        return replace(result, model=fallback_label(opts))
 
     async def _decode(self, t0: float, t1: float, embed: bool = False):
         audio = self._ring.slice(t0 - PRE_ROLL_S, t1)

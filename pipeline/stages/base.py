@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from pipecat.processors.frame_processor import FrameProcessor
@@ -18,21 +18,26 @@ log = logging.getLogger(__name__)
 
 
 class Stage(FrameProcessor):
-    """A pipecat processor with a budget monitor, an event emitter and a worker thread.
+    """A pipecat processor with a budget monitor, an event emitter and a worker.
 
-    Heavy work runs on the stage's own single worker thread (``run_blocking``) so the event
-    loop keeps moving audio; a step that raises becomes a :class:`StageError` event and the
-    call carries on without that result.
+    Heavy work runs off the event loop (``run_blocking``) so the loop keeps moving audio:
+    on ``executor`` when given (a model's worker shared by every call: the bundle's queue
+    for that model), else on the stage's own single worker thread. A step that raises
+    becomes a :class:`StageError` event and the call carries on without that result.
     """
 
     stage_name = "stage"
 
-    def __init__(self, ctx: CallContext, leg: str = "caller"):
+    def __init__(self, ctx: CallContext, leg: str = "caller",
+                 executor: Executor | None = None):
         super().__init__(name=f"{self.stage_name}:{leg}")
         self.ctx = ctx
         self.leg = leg
-        self.monitor = StageMonitor(self.stage_name, ctx.settings.budgets, ctx.metrics)
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.stage_name)
+        self.monitor = StageMonitor(self.stage_name, ctx.settings.budgets, ctx.metrics,
+                                    ctx.samples)
+        self._own_worker = executor is None
+        self._worker: Executor = executor or ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=self.stage_name)
         self._other_monitors: dict[str, StageMonitor] = {}
         self._extra_latency_s = ctx.settings.faults.extra_latency_ms.get(self.stage_name, 0) / 1e3
         self._tasks: set[asyncio.Task] = set()
@@ -83,7 +88,7 @@ class Stage(FrameProcessor):
             return self.monitor
         if stage not in self._other_monitors:
             self._other_monitors[stage] = StageMonitor(
-                stage, self.ctx.settings.budgets, self.ctx.metrics
+                stage, self.ctx.settings.budgets, self.ctx.metrics, self.ctx.samples
             )
         return self._other_monitors[stage]
 
@@ -121,6 +126,20 @@ class Stage(FrameProcessor):
         if moved is not None:
             await self._moved(t_audio, moved, f"failing ({error})")
 
+    async def close(self) -> None:
+        """The call is over (ended or cancelled): cancel what is still spawned, wait for
+        it, and release the stage's worker and monitors. Idempotent."""
+        while self._tasks:
+            pending = list(self._tasks)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._own_worker:
+            self._worker.shutdown(wait=False, cancel_futures=True)
+        for monitor in (self.monitor, *self._other_monitors.values()):
+            monitor.close()
+
     async def cleanup(self) -> None:
         await super().cleanup()
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        if self._own_worker:
+            self._worker.shutdown(wait=False, cancel_futures=True)

@@ -10,6 +10,7 @@ embedded: BM25 and the n-gram classifier answer alone.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Executor
 
 import numpy as np
 from pipecat.processors.frame_processor import FrameDirection
@@ -25,8 +26,9 @@ class NLUStage(Stage):
 
     stage_name = "nlu"
 
-    def __init__(self, ctx: CallContext, leg: str, index, intents, embedder):
-        super().__init__(ctx, leg)
+    def __init__(self, ctx: CallContext, leg: str, index, intents, embedder,
+                 executor: Executor | None = None):
+        super().__init__(ctx, leg, executor)
         self._index = index  # pipeline.retrieval.HybridIndex, or None without a KB
         self._intents = intents  # pipeline.intents.IntentDetector, or None without examples
         self._embedder = embedder  # models.embedder.MiniLMEmbedder, or None

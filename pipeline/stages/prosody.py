@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -47,8 +48,9 @@ class ProsodyStage(Stage):
 
     stage_name = "prosody"
 
-    def __init__(self, ctx: CallContext, leg: str, ring: AudioRing, emotion=None):
-        super().__init__(ctx, leg)
+    def __init__(self, ctx: CallContext, leg: str, ring: AudioRing, emotion=None,
+                 executor: Executor | None = None):
+        super().__init__(ctx, leg, executor)
         self._ring = ring
         self._rolling: dict[str, float] = {}
         self._emotion = emotion  # models.emotion.EmotionModel, or None
