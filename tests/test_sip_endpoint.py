@@ -15,7 +15,6 @@ from switchboard.telephony.sip.endpoint import SipEndpoint
 
 from switchboard.config import SipOptions
 from tests.test_sip_support import (
-    best_correlation,
     dominant_hz,
     free_port,
     listen_udp,
@@ -23,6 +22,7 @@ from tests.test_sip_support import (
     need_sipp,
     run_sipp,
     tone_frames,
+    windowed_correlation,
     write_ulaw,
 )
 
@@ -93,7 +93,7 @@ def test_sipp_call_audio_both_ways(data, tmp_path, transport):
     pcm16 = np.frombuffer(b"".join(heard), dtype="<i2")
     pcm8 = pcm16[::2]
     assert len(pcm8) >= len(recording) * 0.9
-    corr = best_correlation(pcm8, recording)
+    corr = windowed_correlation(pcm8, recording)
     assert corr > 0.9, f"correlation with the recording {corr:.3f}"
     rms_in = np.sqrt(np.mean(recording.astype(float) ** 2))
     rms_out = np.sqrt(np.mean(pcm8.astype(float) ** 2)) * len(pcm8) / len(recording)

@@ -118,14 +118,25 @@ def tone_frames(freq: float = 440.0, amplitude: float = 8000.0, n: int = 1000) -
     return [pcm[i * 320 : (i + 1) * 320].tobytes() for i in range(n)]
 
 
-def best_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak normalised cross-correlation of two signals over any lag (1.0: identical)."""
+def windowed_correlation(heard: np.ndarray, ref: np.ndarray, window: int = 4000) -> float:
+    """Median over the reference's voiced 0.5 s windows of their best match in ``heard``.
+
+    Robust to a gap inserted mid-stream (an underrun on a loaded machine shifts the rest
+    of the audio by a frame, which would spoil a single whole-signal correlation).
+    """
     from scipy.signal import correlate
 
-    a = a.astype(np.float64) - a.mean()
-    b = b.astype(np.float64) - b.mean()
-    c = correlate(a, b, mode="full", method="fft")
-    return float(np.max(np.abs(c)) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
+    h = heard.astype(np.float64)
+    loud = np.sqrt(np.mean(ref.astype(np.float64) ** 2)) * 0.5
+    scores = []
+    for start in range(0, len(ref) - window, window):
+        w = ref[start : start + window].astype(np.float64)
+        if np.sqrt(np.mean(w**2)) < loud:
+            continue
+        c = correlate(h, w, mode="valid", method="fft")
+        energy = np.sqrt(np.convolve(h**2, np.ones(window), mode="valid"))
+        scores.append(float(np.max(np.abs(c) / (energy * np.linalg.norm(w) + 1e-9))))
+    return float(np.median(scores)) if scores else 0.0
 
 
 def dominant_hz(samples: np.ndarray, rate: int) -> float:
