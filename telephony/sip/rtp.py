@@ -31,6 +31,9 @@ FRAME_S = 0.020
 SAMPLES_8K = 160  # one 20 ms packet at 8 kHz
 #: A consumer or sender this far behind is resynchronised instead of catching up in a burst.
 MAX_LAG_S = 0.2
+#: A stream silent this long may be replaced by a sender at another address (a re-INVITE's
+#: new media, a phone behind a NAT that moved); a live one may not.
+SOURCE_SILENT_S = 1.0
 
 
 @dataclass
@@ -41,6 +44,7 @@ class RtpStats:
     bad_header: int = 0
     wrong_payload_type: int = 0
     ssrc_changes: int = 0
+    foreign: int = 0  # audio from another source while ours was live: dropped
     dtmf: int = 0
     sent: int = 0
     sent_octets: int = 0
@@ -118,6 +122,8 @@ class RtpSession:
         self._encoder: Encoder | None = None
         self._dtmf_in = DtmfReceiver()
         self._remote_ssrc: int | None = None
+        self._source_addr: tuple[str, int] | None = None
+        self._last_audio_at = float("-inf")
         self._pcm = bytearray()
         self._last_samples = SAMPLES_8K
         self._out: deque[bytes] = deque(maxlen=send_queue_frames)
@@ -246,34 +252,46 @@ class RtpSession:
         except ValueError:
             self.stats.bad_header += 1
             return
+        pt = packet.payload_type
+        now = asyncio.get_running_loop().time()
+        if self._te_pt is not None and pt == self._te_pt:
+            # Key presses may come from their own stream (a pcap player, a gateway): they
+            # never disturb the audio stream's state.
+            self._dtmf(packet)
+            return
         if self._remote_ssrc != packet.ssrc:
             if self._remote_ssrc is not None:
+                live = now - self._last_audio_at < SOURCE_SILENT_S
+                if live and addr != self._source_addr:
+                    # Another sender cutting into a live stream (a stray or hostile packet
+                    # on our port): the call keeps the source it has.
+                    self.stats.foreign += 1
+                    return
                 # A new source (a transfer, a restarted phone): its numbering is unrelated.
                 self.stats.ssrc_changes += 1
                 self.jitter.reset()
-                self._dtmf_in.reset()
                 self._pcm.clear()
             self._remote_ssrc = packet.ssrc
+            self._source_addr = addr
             self.receiver_stats.reset(packet.ssrc)
-        pt = packet.payload_type
         if self._codec is not None and pt == self._codec.pt:
             self.stats.received += 1
-            self.receiver_stats.add(
-                packet.sequence_number, packet.timestamp, asyncio.get_running_loop().time()
-            )
+            self._last_audio_at = now
+            self.receiver_stats.add(packet.sequence_number, packet.timestamp, now)
             if self.receiving and packet.payload:
                 self.jitter.put(packet.sequence_number, packet.payload)
-        elif self._te_pt is not None and pt == self._te_pt:
-            self.stats.received += 1
-            for digit in self._dtmf_in.feed(packet.timestamp, packet.payload):
-                self.stats.dtmf += 1
-                if self.on_dtmf is not None:
-                    try:
-                        self.on_dtmf(digit)
-                    except Exception:
-                        logger.exception("on_dtmf callback failed")
         else:
             self.stats.wrong_payload_type += 1
+
+    def _dtmf(self, packet: RtpPacket) -> None:
+        self.stats.received += 1
+        for digit in self._dtmf_in.feed(packet.timestamp, packet.payload):
+            self.stats.dtmf += 1
+            if self.on_dtmf is not None:
+                try:
+                    self.on_dtmf(digit)
+                except Exception:
+                    logger.exception("on_dtmf callback failed")
 
     def _on_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
