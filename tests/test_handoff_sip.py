@@ -135,3 +135,76 @@ def _transcribe_file(bundle, path: Path) -> str:
 
         audio = resample(audio, rate, 8000)
     return transcribe(bundle, (audio * 32767).astype(np.int16))
+
+
+def caller_phone(tmp: Path, voice: Path) -> Path:
+    """A baresip configuration for a caller: no account to register, plays ``voice``,
+    records what it hears under ``tmp/heard``."""
+    (tmp / "heard").mkdir(parents=True)
+    rtp = free_port()
+    (tmp / "config").write_text("\n".join([
+        "poll_method epoll",
+        f"sip_listen 127.0.0.1:{free_port()}",
+        "sip_transports udp",
+        "net_interface 127.0.0.1",
+        "module_path /usr/lib/baresip/modules",
+        "module g711.so",
+        "module aufile.so",
+        "module aubridge.so",
+        "module sndfile.so",
+        "module_app account.so",
+        "module_app menu.so",
+        f"audio_source aufile,{voice}",
+        "audio_player aubridge,nowhere",
+        "audio_alert aubridge,alert",
+        f"snd_path {tmp / 'heard'}",
+        f"rtp_ports {rtp + 100}-{rtp + 199}",
+        "",
+    ]))
+    (tmp / "accounts").write_text("<sip:caller@127.0.0.1>;regint=0\n")
+    return tmp
+
+
+def test_a_baresip_softphone_calls_the_bot_and_understands_its_reply(
+        settings, bundle, data, tmp_path):
+    """The README's softphone path: baresip dials the server; what it recorded of the call
+    is transcribed and holds the bot's greeting and its reply to the caller's question."""
+    if BARESIP is None:
+        pytest.skip("baresip missing (scripts/setup --test)")
+    from switchboard.telephony.audio_file import load
+
+    jfk = load(str(data / "asr/whisper/jfk_16k.wav")).audio
+    voice = tmp_path / "caller.wav"
+    # Silence through the greeting, JFK's "And so, my fellow Americans", then silence for
+    # the bot's whole reply (baresip hangs up when its source file ends).
+    sf.write(voice, np.concatenate([np.zeros(4 * 8000), jfk[::2][:int(2.8 * 8000)],
+                                    np.zeros(9 * 8000)]), 8000, subtype="PCM_16")
+
+    async def main():
+        running = await serve.start(settings, bundle)
+        conf = caller_phone(tmp_path / "phone", voice)
+        log = open(conf / "log", "w")  # noqa: SIM115 - closed below
+        phone = await asyncio.create_subprocess_exec(
+            BARESIP, "-f", str(conf), "-t", "40", "-e",
+            f"/dial sip:switchboard@127.0.0.1:{running.sip.endpoint.port}",
+            stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(400):  # the call: 17 s of audio, then baresip hangs up
+                await asyncio.sleep(0.1)
+                calls = await asyncio.to_thread(running.store.list_calls, "completed", 1)
+                if calls:
+                    break
+            return calls
+        finally:
+            phone.terminate()
+            await phone.wait()
+            log.close()
+            await serve.stop(running)
+
+    calls = asyncio.run(main())
+    assert calls and calls[0]["end_reason"] == "hangup", (tmp_path / "phone" / "log").read_text()
+    recordings = sorted((tmp_path / "phone" / "heard").glob("*-dec.wav"))
+    assert recordings, (tmp_path / "phone" / "log").read_text()
+    heard = " ".join(_transcribe_file(bundle, p) for p in recordings)
+    assert "thanks for calling" in heard, heard
+    assert "tell me a little more" in heard or "catch that" in heard, heard
