@@ -354,3 +354,53 @@ def test_ringing_outlives_timer_b(monkeypatch):
             await uas.stop()
 
     assert asyncio.run(main()).state == CallState.ENDED
+
+
+def test_we_hold_and_resume_and_info_dtmf():
+    """Our re-INVITE a=sendonly holds the peer (its on_hold fires), sendrecv resumes;
+    INFO application/dtmf-relay becomes a digit, other INFO bodies get 415."""
+    import sipmessage
+
+    holds: list[bool] = []
+    digits: list[str] = []
+    answered = asyncio.Event()
+
+    async def handler(call: IncomingCall) -> None:
+        call.on_hold = holds.append
+        edge = await call.answer()
+        edge.on_dtmf = digits.append
+        answered.set()
+
+    async def info(call, ctype: str, body: bytes) -> int:
+        request = call.dialog.create_request("INFO")
+        request.content_type = sipmessage.MediaType(mime_type=ctype)
+        request.body = body
+        return (await call.dialog.send_request(request)).code
+
+    async def main():
+        uas, uac = _endpoint(handler), _endpoint(None)
+        await uas.start()
+        await uac.start()
+        try:
+            call = await uac.dial(f"sip:bot@127.0.0.1:{uas.port}")
+            edge = await call.wait_answered(5)
+            await asyncio.wait_for(answered.wait(), 5)
+            await call.hold()
+            held = (call.holding, call.session.sending, call.session.receiving)
+            await call.resume()
+            resumed = (call.holding, call.session.sending, call.session.receiving)
+            codes = [
+                await info(call, "application/dtmf-relay", b"Signal=7\r\nDuration=160\r\n"),
+                await info(call, "application/dtmf", b"11"),
+                await info(call, "text/plain", b"hello"),
+            ]
+            await edge.close("done")
+            return held, resumed, codes
+        finally:
+            await uac.stop()
+            await uas.stop()
+
+    held, resumed, codes = asyncio.run(main())
+    assert holds == [True, False]
+    assert held == (True, True, False) and resumed == (False, True, True)
+    assert codes == [200, 200, 415] and digits == ["7", "#"]

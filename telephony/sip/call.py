@@ -25,6 +25,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SDP_TYPE = sipmessage.MediaType(mime_type="application/sdp")
+#: INFO bodies that carry a key press (Cisco's dtmf-relay, RFC 2976-era application/dtmf).
+DTMF_INFO_TYPES = {"application/dtmf-relay", "application/dtmf"}
+_INFO_EVENTS = {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D"}
+
+
+def info_digit(body: str) -> str | None:
+    """The digit of an INFO body ("Signal=5\\r\\nDuration=160" or just "5"), or None."""
+    value = body.strip()
+    for line in body.splitlines():
+        key, _, val = line.partition("=")
+        if key.strip().lower() == "signal":
+            value = val.strip()
+            break
+    value = _INFO_EVENTS.get(value, value).upper()
+    return value if len(value) == 1 and value in "0123456789*#ABCD" else None
 
 
 class CallState(enum.Enum):
@@ -138,6 +153,8 @@ class BaseCall:
         self.remote_media: sdp.MediaDescription | None = None
         #: True while the peer has us on hold.
         self.held = False
+        #: True while we have the peer on hold (:meth:`hold`).
+        self.holding = False
         #: Called with True when the peer puts the call on hold, False on resume.
         self.on_hold: Callable[[bool], None] | None = None
         #: Set when the call is over, whoever ended it; ``end_reason`` says why.
@@ -216,8 +233,53 @@ class BaseCall:
             await self._reinvite(request)
         elif method == "OPTIONS":
             await self.dialog.send_response(self.endpoint._options_response(request))
+        elif method == "INFO":
+            await self._info(request)
         else:
             await self.dialog.send_response(self.endpoint._method_not_allowed(request))
+
+    async def _info(self, request: sipmessage.Request) -> None:
+        """SIP INFO: DTMF from phones and trunks that send key presses this way."""
+        ctype = request.content_type
+        if not request.body:
+            # An empty INFO is a keep-alive probe.
+            await self.dialog.send_response(self.dialog.create_response(request, 200))
+            return
+        if ctype is None or ctype.mime_type.lower() not in DTMF_INFO_TYPES:
+            response = self.dialog.create_response(request, 415)
+            response.headers.set("Accept", ", ".join(sorted(DTMF_INFO_TYPES)))
+            await self.dialog.send_response(response)
+            return
+        digit = info_digit(request.body.decode("utf-8", "replace"))
+        await self.dialog.send_response(self.dialog.create_response(request, 200 if digit else 400))
+        if digit and self.edge is not None:
+            self.edge._dtmf(digit)
+
+    async def hold(self) -> None:
+        """Put the peer on hold: re-INVITE a=sendonly (we may still send, e.g. music)."""
+        await self._reoffer("sendonly")
+
+    async def resume(self) -> None:
+        """Take the peer off hold: re-INVITE a=sendrecv."""
+        await self._reoffer("sendrecv")
+
+    async def _reoffer(self, direction: str) -> None:
+        if self.state != CallState.ANSWERED or self.negotiated is None:
+            raise RuntimeError(f"call {self.call_id} is not answered")
+        request = self.dialog.create_request("INVITE")
+        request.contact = [self.endpoint._contact()]
+        request.content_type = SDP_TYPE
+        request.body = self._local_sdp(sdp.answer_codecs(self.negotiated), direction)
+        response = await self.dialog.send_request(request)
+        if not 200 <= response.code < 300:
+            # The session stays as it was (RFC 3261 14.1); 491 means both sides re-offered.
+            raise CallFailed(response.code, response.phrase)
+        try:
+            media = sdp.parse(response.body.decode("utf-8", "replace"))
+            self._apply_remote(media, sdp.negotiate(media))
+        except sdp.SdpError as exc:
+            raise CallFailed(488, f"unusable answer: {exc}") from exc
+        self.holding = direction != "sendrecv"
 
     async def _on_ack(self, ack: sipmessage.Request) -> None:
         """Hook for an ACK that carries the answer to an offer we made in a 200."""

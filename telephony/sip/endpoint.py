@@ -41,9 +41,9 @@ __all__ = ["CallFailed", "IncomingCall", "OutgoingCall", "SipEdge", "SipEndpoint
 
 InviteHandler = Callable[[IncomingCall], Awaitable[None]]
 
-ALLOWED = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"]
+ALLOWED = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO"]
 #: Methods of SIP extensions we know and do not do: 405 with Allow, not 501.
-KNOWN_METHODS = {"SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "UPDATE", "PRACK", "INFO"}
+KNOWN_METHODS = {"SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "UPDATE", "PRACK"}
 
 
 class SipEndpoint:
@@ -221,8 +221,8 @@ class SipEndpoint:
             await self.transactions.send_response(self._options_response(request))
         elif method == "REGISTER" and self.registrar is not None:
             await self.transactions.send_response(self.registrar.handle(request))
-        elif method == "BYE":
-            await self._reply(request, 481)
+        elif method in ("BYE", "INFO"):
+            await self._reply(request, 481)  # for a dialog we do not have
         elif method in KNOWN_METHODS or method == "REGISTER":
             await self.transactions.send_response(self._method_not_allowed(request))
         else:
