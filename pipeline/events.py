@@ -238,6 +238,14 @@ class LegLeft(Event):
 
 
 @dataclass
+class LegHold(Event):
+    """A party put the call on hold (``held``) or took it off hold."""
+
+    kind: ClassVar[str] = "leg_hold"
+    held: bool = False
+
+
+@dataclass
 class DtmfReceived(Event):
     """A key the party pressed (RFC 4733 telephone-event)."""
 

@@ -40,7 +40,9 @@ class SipAgentLine:
             log.info("agent %s cannot be rung: %s", agent, exc)
             return None
         try:
-            return await outgoing.wait_answered()
+            edge = await outgoing.wait_answered()
+            _forward_hold(outgoing, edge)
+            return edge
         except CallFailed as exc:
             log.info("agent %s did not answer: %s", agent, exc)
             return None
@@ -90,6 +92,17 @@ class SipGateway:
         except Exception:
             self.center.calls.pop(call.call_id, None)
             raise
+        _forward_hold(incoming, edge)
         asyncio.get_running_loop().create_task(self.center.run_call(call, edge),
                                                name=f"call:{call.call_id}")
 
+
+
+def _forward_hold(sip_call, edge) -> None:
+    """The SIP call's hold/resume (re-INVITE) reaches the edge's ``on_hold``, which the
+    call sets when the leg joins."""
+    def forward(held: bool) -> None:
+        if getattr(edge, "on_hold", None) is not None:
+            edge.on_hold(held)
+
+    sip_call.on_hold = forward

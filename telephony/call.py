@@ -36,6 +36,7 @@ from switchboard.pipeline.events import (
     EmotionScore,
     Event,
     IntentDetected,
+    LegHold,
     LegJoined,
     LegLeft,
     SpeechStarted,
@@ -78,6 +79,8 @@ class Leg:
     end_reason: str | None = None
     frames_in: int = 0
     source: LiveSource = field(default_factory=LiveSource)
+    #: Legs this party has put on hold (they hear hold music instead of it).
+    holding: set[str] = field(default_factory=set)
     analysis: asyncio.Queue[bytes | None] | None = None
 
 
@@ -199,6 +202,7 @@ class Call:
         self.mixer.add_source(leg_id, leg.source)
         self.mixer.add_sink(leg_id, edge.send)
         edge.on_dtmf = lambda digit: self._dtmf(leg, digit)
+        edge.on_hold = lambda held: self._hold(leg, held)
         loop = asyncio.get_running_loop()
         self._pumps[leg_id] = loop.create_task(self._pump(leg), name=f"pump:{leg_id}")
         if analyse:
@@ -323,6 +327,25 @@ class Call:
         if (isinstance(event, SpeechStarted) and event.leg == "caller"
                 and self.state is CallState.BOT and self.bot.playing):
             self.barge_in(event.t_audio)
+
+    def _hold(self, leg: Leg, held: bool) -> None:
+        """A party put the others on hold: instead of that party, they hear hold music."""
+        if leg.left_at is not None:
+            return
+        self.publish(LegHold(call_id=self.call_id, leg=leg.id, t_audio=self.t_audio(),
+                             held=held))
+        for other in self.legs.values():
+            if other is leg or other.left_at is not None or other.role is Role.SUPERVISOR:
+                continue
+            if held and self.routing.hears(other.id, leg.id):
+                self.routing.disconnect(other.id, leg.id)
+                self.routing.connect(other.id, "hold")
+                leg.holding.add(other.id)
+            elif not held and other.id in leg.holding:
+                self.routing.disconnect(other.id, "hold")
+                self.routing.connect(other.id, leg.id)
+        if not held:
+            leg.holding.clear()
 
     def _dtmf(self, leg: Leg, digit: str) -> None:
         self.publish(DtmfReceived(call_id=self.call_id, leg=leg.id, t_audio=self.t_audio(),

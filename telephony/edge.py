@@ -28,6 +28,9 @@ class MediaEdge(Protocol):
     peer: str
     #: Called with each DTMF digit the party presses ("0"-"9", "*", "#", "A"-"D").
     on_dtmf: Callable[[str], None] | None
+    #: Called with True when the party puts the call on hold (a SIP re-INVITE with
+    #: sendonly/inactive), False when they resume. Edges without hold never call it.
+    on_hold: Callable[[bool], None] | None
 
     async def receive(self) -> bytes | None:
         """The party's next 20 ms frame; None once the party has gone (hang-up, end)."""

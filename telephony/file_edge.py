@@ -31,6 +31,7 @@ class FileEdge:
         self._frames = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
         self.peer = peer
         self.on_dtmf: Callable[[str], None] | None = None
+        self.on_hold: Callable[[bool], None] | None = None
         self.realtime = realtime
         self.hang_up = hang_up
         self.heard: list[bytes] = []

@@ -151,3 +151,28 @@ def test_the_callers_hang_up_ends_the_call_once_and_closes_every_leg(settings, d
     assert states.count("ended") == 1
     left = {e.leg for e in call.bus.history if e.kind == "leg_left"}
     assert left == {"caller", "agent"}
+
+
+def test_a_party_on_hold_is_replaced_by_hold_music_for_the_other(settings, data):
+    from switchboard.telephony.hold import hold_music
+
+    async def main():
+        call, caller, agent = await bridged_call(settings, data, seconds=3.0)
+        await asyncio.sleep(0.5)
+        agent.on_hold(True)  # the agent's phone sends a re-INVITE with a=sendonly
+        held_from = len(caller.heard)
+        await asyncio.sleep(1.5)
+        agent.on_hold(False)
+        resumed_from = len(caller.heard)
+        await run_for(call, 1.0)
+        return call, caller, held_from, resumed_from
+
+    call, caller, held_from, resumed_from = asyncio.run(main())
+    music = np.frombuffer(hold_music(), "<i2")
+    # The loop plays on from wherever it was: look for any quarter second of it.
+    chunks = [music[i:i + 4000] for i in range(0, len(music) - 4000, 2000)]
+    during = np.frombuffer(b"".join(caller.heard[held_from + 1:resumed_from]), "<i2")
+    after = np.frombuffer(b"".join(caller.heard[resumed_from + 1:]), "<i2")
+    assert max(presence(c, during) for c in chunks) > 0.95
+    assert max(presence(c, after) for c in chunks) < 0.3
+    assert [e.held for e in call.bus.history if e.kind == "leg_hold"] == [True, False]
