@@ -266,3 +266,47 @@ def test_port_zero_picks_one_port_for_udp_and_tcp():
     port, udp, tcp = asyncio.run(main())
     assert port > 0
     assert _code(udp[0]) == 200 and _code(tcp) == 200
+
+
+def test_caller_gone_before_answer_leaves_nothing_behind():
+    """A TCP caller that disconnects while ringing: answer() fails, the call is released."""
+    outcome: list[str] = []
+    ringing = asyncio.Event()
+
+    async def handler(call) -> None:
+        await call.ring()
+        ringing.set()
+        await asyncio.sleep(0.3)  # meanwhile the caller's connection closes
+        try:
+            await call.answer()
+            outcome.append("answered")
+        except OSError:
+            outcome.append("failed")
+
+    async def main():
+        ep = SipEndpoint("127.0.0.1", free_port(), on_invite=handler, transports=("tcp",))
+        await ep.start()
+        try:
+            sdp = (
+                b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                b"m=audio 4000 RTP/AVP 0\r\n"
+            )
+            invite = _req(
+                "INVITE",
+                ep.port,
+                call_id="gone",
+                body=sdp,
+                extra="Contact: <sip:a@127.0.0.1:9;transport=tcp>\r\nContent-Type: application/sdp",
+            ).replace(b"/UDP", b"/TCP")
+            reader, writer = await asyncio.open_connection("127.0.0.1", ep.port)
+            writer.write(invite)
+            await writer.drain()
+            await asyncio.wait_for(ringing.wait(), 2)
+            writer.close()
+            await asyncio.sleep(0.6)
+            return ep.calls
+        finally:
+            await ep.stop()
+
+    calls = asyncio.run(main())
+    assert outcome == ["failed"] and calls == []

@@ -366,6 +366,8 @@ class BaseCall:
             request = self.dialog.create_request("BYE")
             request.contact = []
             self._bye_task = asyncio.create_task(self.dialog.send_request(request))
+            # Its outcome is only logged; read it so a late failure is not an asyncio warning.
+            self._bye_task.add_done_callback(lambda t: t.cancelled() or t.exception())
             try:
                 # The BYE's transaction may take 32 s to time out; the caller need not wait.
                 await asyncio.wait_for(
@@ -458,7 +460,12 @@ class IncomingCall(BaseCall):
         response.body = body
         self.state = CallState.ANSWERED
         edge = self._make_edge()
-        await self._send_2xx(self.invite, response)
+        try:
+            await self._send_2xx(self.invite, response)
+        except OSError as exc:
+            # The caller's TCP connection went away before our 200: nothing to answer.
+            await self._end(f"could not answer: {exc}")
+            raise
         return edge
 
     async def _on_ack(self, ack: sipmessage.Request) -> None:
