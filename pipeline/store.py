@@ -367,8 +367,9 @@ class CallStore:
 
         Their events stay. ``ended_at`` is the last moment the record shows (the latest
         event's audio time, a leg joining, a handoff), not the restart time. Calls live in
-        this store are left alone. Run at start-up, before taking calls; with several
-        servers on one database, only the one restarting may run it.
+        this store are left alone. Run at start-up, before taking calls. It takes this
+        process for the database's only server: servers sharing one PostgreSQL will need
+        a per-server column to recover only their own calls.
         """
         self.flush()
         with self._state_lock:

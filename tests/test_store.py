@@ -171,6 +171,21 @@ def test_every_table_round_trips(db, tmp_path):
     again.close()
 
 
+def test_list_calls_pages_newest_first(db):
+    store = CallStore(db)
+    for i, call_id in enumerate(["old", "mid", "new"]):
+        store.begin(call_id, "file:x.wav", at=100.0 + i)
+    store.end("mid", "rejected", "busy", at=105.0)
+    assert [c["call_id"] for c in store.list_calls(limit=2)] == ["new", "mid"]
+    assert [c["call_id"] for c in store.list_calls(before=101.0)] == ["old"]
+    assert [c["call_id"] for c in store.list_calls(status="live")] == ["new", "old"]
+    assert [c["call_id"] for c in store.list_calls(status=["rejected"])] == ["mid"]
+    assert "summary" not in store.list_calls()[0]
+    stats = store.stats(since=101.0)
+    assert stats["by_status"] == {"live": 1, "rejected": 1} and stats["live"] == 1
+    store.close()
+
+
 def test_legs_handoffs_and_intent_come_from_the_events(db):
     store = CallStore(db)
     store.begin("c2", "sip:sip:carol@127.0.0.1:5062")
