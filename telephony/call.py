@@ -367,9 +367,9 @@ class Call:
                 anger.append({"t": round(e.t_audio, 2), "anger": round(e.anger, 1),
                               "rolling": round(e.rolling_anger, 1),
                               "baseline_ready": e.baseline_ready})
+        caller = self.legs.get("caller")
         return {"call_id": self.call_id, "channel": self.channel,
-                "caller": getattr(self.legs.get("caller"), "edge", None) and
-                self.legs["caller"].edge.peer,
+                "caller": caller.edge.peer if caller else None,
                 "transcript": transcript, "intent": intent,
                 "anger": anger[-1] if anger else None, "anger_trend": anger[-10:]}
 
