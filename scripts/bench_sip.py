@@ -1074,7 +1074,11 @@ async def amain(args: argparse.Namespace) -> dict:
                                "p50": b50 / o50 if o50 else float("nan"),
                                "p95": b95 / o95 if o95 else float("nan")}
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())
-    result["pcaps"] = str(workdir)
+    if args.keep:
+        # The captures, callers' audio and scenarios, for a second look at a figure.
+        shutil.copytree(workdir, args.keep, dirs_exist_ok=True)
+        result["pcaps"] = args.keep
+    shutil.rmtree(workdir, ignore_errors=True)
     return result
 
 
@@ -1087,6 +1091,7 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=3, help="clips per call in the capacity part")
     ap.add_argument("--stagger", type=float, default=0.7, help="seconds between call starts")
     ap.add_argument("--json", default="out/bench_sip.json")
+    ap.add_argument("--keep", default="", help="copy the pcaps and callers' audio here")
     args = ap.parse_args()
     import logging
 
