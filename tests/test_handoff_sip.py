@@ -26,9 +26,9 @@ pytestmark = pytest.mark.slow
 DTMF_ZERO = Path("/usr/share/sip-tester/dtmf_2833_0.pcap")
 
 
-def agent_phone(tmp: Path, sip_port: int, password: str, voice: Path) -> Path:
-    """A baresip configuration: agent1 registers, answers at once, plays ``voice`` and
-    records what it hears (sndfile module) under ``tmp/heard``."""
+def baresip_config(tmp: Path, voice: Path, account: str) -> Path:
+    """A baresip configuration under ``tmp``: plays ``voice`` as its microphone, records
+    what it hears (sndfile module: ``tmp/heard/*-dec.wav``) and uses ``account``."""
     (tmp / "heard").mkdir(parents=True)
     rtp = free_port()
     (tmp / "config").write_text("\n".join([
@@ -42,6 +42,7 @@ def agent_phone(tmp: Path, sip_port: int, password: str, voice: Path) -> Path:
         "module aubridge.so",
         "module sndfile.so",
         "module_app account.so",
+        "module_app menu.so",
         f"audio_source aufile,{voice}",
         "audio_player aubridge,nowhere",
         "audio_alert aubridge,alert",
@@ -49,9 +50,14 @@ def agent_phone(tmp: Path, sip_port: int, password: str, voice: Path) -> Path:
         f"rtp_ports {rtp + 100}-{rtp + 199}",
         "",
     ]))
-    (tmp / "accounts").write_text(
-        f"<sip:agent1@127.0.0.1:{sip_port}>;auth_pass={password};answermode=auto;regint=60\n")
+    (tmp / "accounts").write_text(account + "\n")
     return tmp
+
+
+def agent_phone(tmp: Path, sip_port: int, password: str, voice: Path) -> Path:
+    """agent1's phone: registers with the server and answers at once."""
+    return baresip_config(tmp, voice, f"<sip:agent1@127.0.0.1:{sip_port}>;auth_pass={password};"
+                                      "answermode=auto;regint=60")
 
 
 @pytest.fixture()
@@ -138,31 +144,8 @@ def _transcribe_file(bundle, path: Path) -> str:
 
 
 def caller_phone(tmp: Path, voice: Path) -> Path:
-    """A baresip configuration for a caller: no account to register, plays ``voice``,
-    records what it hears under ``tmp/heard``."""
-    (tmp / "heard").mkdir(parents=True)
-    rtp = free_port()
-    (tmp / "config").write_text("\n".join([
-        "poll_method epoll",
-        f"sip_listen 127.0.0.1:{free_port()}",
-        "sip_transports udp",
-        "net_interface 127.0.0.1",
-        "module_path /usr/lib/baresip/modules",
-        "module g711.so",
-        "module aufile.so",
-        "module aubridge.so",
-        "module sndfile.so",
-        "module_app account.so",
-        "module_app menu.so",
-        f"audio_source aufile,{voice}",
-        "audio_player aubridge,nowhere",
-        "audio_alert aubridge,alert",
-        f"snd_path {tmp / 'heard'}",
-        f"rtp_ports {rtp + 100}-{rtp + 199}",
-        "",
-    ]))
-    (tmp / "accounts").write_text("<sip:caller@127.0.0.1>;regint=0\n")
-    return tmp
+    """A caller's softphone: no registration, dials with ``-e /dial``."""
+    return baresip_config(tmp, voice, "<sip:caller@127.0.0.1>;regint=0")
 
 
 def test_a_baresip_softphone_calls_the_bot_and_understands_its_reply(
