@@ -20,6 +20,7 @@ from aiohttp import web
 from switchboard.callcenter import CallCenter
 from switchboard.coach_ui.app import make_app
 from switchboard.config import Settings
+from switchboard.media_stream_gateway import MediaStreamGateway
 from switchboard.pipeline.budgets import Metrics
 from switchboard.pipeline.store import CallStore
 from switchboard.sip_gateway import SipGateway
@@ -41,6 +42,12 @@ class Running:
     sip: SipGateway
     runner: web.AppRunner
     metrics: Metrics
+    media_streams: MediaStreamGateway | None = None
+
+    @property
+    def media_stream_url(self) -> str:
+        """Where a carrier's media stream connects (ws://; wss:// behind a TLS proxy)."""
+        return self.http_url.replace("http", "ws", 1) + "/media-stream"
 
 
 async def start(settings: Settings, bundle) -> Running:
@@ -56,6 +63,8 @@ async def start(settings: Settings, bundle) -> Running:
     await center.prewarm()
     token = settings.server.api_token or secrets.token_urlsafe(24)
     app = make_app(center, store, token, metrics.registry)
+    media_streams = MediaStreamGateway(center)
+    media_streams.install(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.server.http_host, settings.server.http_port)
@@ -64,7 +73,8 @@ async def start(settings: Settings, bundle) -> Running:
     http_url = f"http://{settings.server.http_host}:{port}"
     sip = SipGateway(settings, center, users, api_url=http_url)
     await sip.start()
-    return Running(center, store, users, token, http_url, sip.uri, sip, runner, metrics)
+    return Running(center, store, users, token, http_url, sip.uri, sip, runner, metrics,
+                   media_streams)
 
 
 async def stop(running: Running) -> None:
@@ -107,5 +117,6 @@ def banner(running: Running) -> str:
         f"{running.http_url}/api/calls",
     ]
     lines.append(f"  SIP       dial {running.sip_uri} from a softphone (UDP or TCP)")
+    lines.append(f"  Twilio    media stream to {running.media_stream_url}")
     lines.append("Ctrl-C ends every call cleanly and stops.")
     return "\n".join(lines)

@@ -1,0 +1,209 @@
+"""A carrier's media stream (Twilio Media Streams) calls ``switchboard serve``.
+
+A WebSocket client plays the carrier: it replays the documented message sequence
+(connected, start, 20 ms base64 μ-law media paced in real time, stop) with a real
+recording, plays out what the bot sends like the carrier's buffer does, echoes our marks
+once the audio before them has played, and empties its buffer on ``clear``. The bot's
+reply is transcribed from the media the client received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+import numpy as np
+import pytest
+from switchboard.telephony import g711
+from switchboard.telephony.resample import resample
+
+from switchboard import serve
+from tests.helpers import generous_budgets, run_within
+
+pytestmark = pytest.mark.slow
+
+STREAM_SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
+CALL_SID = "CA7b1f2b3d9d0a6f1c4b0e9e1a2c3d4e5f"
+
+
+@pytest.fixture()
+def settings(settings_factory, tmp_path):
+    settings = generous_budgets(settings_factory())
+    settings.store.url = f"sqlite:///{tmp_path / 'calls.db'}"
+    settings.sip.port = 0
+    settings.server.http_port = 0
+    return settings
+
+
+def caller_ulaw(data, lead_s: float = 4.0, speech_s: float = 11.0,
+                tail_s: float = 2.0) -> bytes:
+    """Silence while the bot greets, then JFK (who talks on over the bot's reply), as the
+    8 kHz μ-law a carrier sends."""
+    from switchboard.telephony.audio_file import load
+
+    speech = load(str(data / "asr/whisper/jfk_16k.wav")).audio[: int(speech_s * 16000)]
+    pcm = np.concatenate([np.zeros(int(lead_s * 16000), np.float32), speech,
+                          np.zeros(int(tail_s * 16000), np.float32)])
+    pcm8 = resample(pcm, 16000, 8000)
+    return g711.ulaw_encode((np.clip(pcm8, -1, 1) * 32767).astype(np.int16))
+
+
+def messages(call_sid: str = CALL_SID, stream_sid: str = STREAM_SID) -> tuple[dict, dict]:
+    """The ``connected`` and ``start`` messages as Twilio documents them."""
+    connected = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+    start = {"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+             "start": {"accountSid": "AC00000000000000000000000000000000",
+                       "streamSid": stream_sid, "callSid": call_sid,
+                       "tracks": ["inbound"], "customParameters": {},
+                       "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
+                                       "channels": 1}}}
+    return connected, start
+
+
+def media(seq: int, chunk: int, ulaw: bytes, stream_sid: str = STREAM_SID) -> dict:
+    return {"event": "media", "sequenceNumber": str(seq), "streamSid": stream_sid,
+            "media": {"track": "inbound", "chunk": str(chunk),
+                      "timestamp": str(chunk * 20), "payload": base64.b64encode(ulaw).decode()}}
+
+
+@dataclass
+class Carrier:
+    """What the carrier's side saw: our media as played, our marks and clears."""
+
+    played: bytearray = field(default_factory=bytearray)
+    marks: list[str] = field(default_factory=list)
+    echoed: list[str] = field(default_factory=list)
+    clears: list[float] = field(default_factory=list)
+    media_at: list[float] = field(default_factory=list)
+    stream_sids: set[str] = field(default_factory=set)
+    close_code: int | None = None
+    close_reason: str = ""
+    others: list[dict] = field(default_factory=list)
+
+
+async def carry(ws: aiohttp.ClientWebSocketResponse, carrier: Carrier, seconds: float) -> None:
+    """Read what the server sends for at most ``seconds``, playing it out like a carrier:
+    media joins a buffer played in real time; a mark is echoed when the buffer has played
+    up to it; ``clear`` empties the buffer and echoes the marks still pending."""
+    buffer_end = time.monotonic()
+    pending: list[tuple[float, str]] = []
+    t0 = time.monotonic()
+
+    async def echo_due(now: float) -> None:
+        while pending and pending[0][0] <= now:
+            _, name = pending.pop(0)
+            carrier.echoed.append(name)
+            await ws.send_str(json.dumps({"event": "mark", "streamSid": STREAM_SID,
+                                          "mark": {"name": name}}))
+
+    while time.monotonic() - t0 < seconds:
+        try:
+            msg = await ws.receive(timeout=0.05)
+        except TimeoutError:
+            await echo_due(time.monotonic())
+            continue
+        now = time.monotonic()
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                        aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
+            carrier.close_code = ws.close_code
+            carrier.close_reason = str(msg.extra or "")
+            return
+        message = json.loads(msg.data)
+        carrier.stream_sids.add(message.get("streamSid"))
+        if message["event"] == "media":
+            ulaw = base64.b64decode(message["media"]["payload"])
+            carrier.played += ulaw
+            carrier.media_at.append(now)
+            buffer_end = max(buffer_end, now) + len(ulaw) / 8000
+        elif message["event"] == "mark":
+            carrier.marks.append(message["mark"]["name"])
+            pending.append((max(buffer_end, now), message["mark"]["name"]))
+        elif message["event"] == "clear":
+            carrier.clears.append(now)
+            buffer_end = now
+            for i, (_, name) in enumerate(pending):
+                pending[i] = (now, name)
+        else:
+            carrier.others.append(message)
+        await echo_due(now)
+
+
+async def stream_call(url: str, ulaw: bytes, listen_s: float = 3.0,
+                      after_start=None) -> Carrier:
+    """A whole carrier call: connected, start, the recording as real-time media, stop."""
+    carrier = Carrier()
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        connected, start = messages()
+        await ws.send_str(json.dumps(connected))
+        await ws.send_str(json.dumps(start))
+        if after_start is not None:
+            await after_start(ws)
+        reader = asyncio.ensure_future(carry(ws, carrier, len(ulaw) / 8000 + listen_s + 30))
+        t0 = time.monotonic()
+        for i in range(len(ulaw) // 160):
+            if reader.done():
+                break
+            await ws.send_str(json.dumps(media(i + 2, i + 1, ulaw[i * 160:(i + 1) * 160])))
+            delay = t0 + (i + 1) * 0.02 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await asyncio.sleep(listen_s)
+        if not reader.done():
+            await ws.send_str(json.dumps({"event": "stop", "sequenceNumber": "999999",
+                                          "streamSid": STREAM_SID,
+                                          "stop": {"callSid": CALL_SID}}))
+        await asyncio.wait_for(reader, 40)
+    return carrier
+
+
+def transcribe8(bundle, ulaw: bytes) -> str:
+    audio16 = resample(g711.ulaw_decode(ulaw).astype(np.float32) / 32768.0, 8000, 16000)
+    asr = bundle.asr()
+    return " ".join(asr.decode(audio16[i:i + 16000 * 25]).text
+                    for i in range(0, len(audio16), 16000 * 25)).lower()
+
+
+def test_a_media_stream_caller_hears_the_bot_gets_marks_and_clear_on_barge_in(
+        settings, bundle, data):
+    ulaw = caller_ulaw(data)
+
+    async def main():
+        running = await serve.start(settings, bundle)
+        try:
+            carrier = await stream_call(running.media_stream_url, ulaw)
+            for _ in range(100):
+                if not running.center.calls:
+                    break
+                await asyncio.sleep(0.1)
+            running.store.flush()
+            edge = running.media_streams.edges[-1]
+            return carrier, edge, running.store.list_calls(limit=5)
+        finally:
+            await serve.stop(running)
+
+    carrier, edge, calls = run_within(main(), 120)
+    said = transcribe8(bundle, bytes(carrier.played))
+    assert "thanks for calling" in said and "help you" in said, said
+    assert "sorry" in said, said  # JFK asks for nothing the bot knows
+    assert carrier.stream_sids == {STREAM_SID}
+    # A mark after each stretch of sound, each echoed back and accounted by the edge.
+    assert carrier.marks and set(carrier.echoed) <= set(carrier.marks)
+    assert set(edge.played_marks) == set(carrier.echoed) and len(edge.played_marks) >= 1
+    # JFK talks on over the bot's reply: the bot sends clear while it had sent audio.
+    assert carrier.clears, "no clear on barge-in"
+    assert any(t < carrier.clears[0] for t in carrier.media_at[30:])
+    assert len(calls) == 1 and calls[0]["channel"] == "media_stream"
+    assert calls[0]["end_reason"] == "hangup", calls
+
+    from switchboard.pipeline.store import CallStore
+
+    store = CallStore(settings.store.url)
+    text = " ".join(t["text"] for t in store.transcript(calls[0]["call_id"])).lower()
+    kinds = [e["kind"] for e in store.events(calls[0]["call_id"])]
+    store.close()
+    assert "fellow america" in text, text
+    assert "bot_reply_interrupted" in kinds
