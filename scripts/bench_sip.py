@@ -812,6 +812,10 @@ async def part_capacity(bench: Bench, clips: list[Clip], levels: list[int], turn
         degraded = [f"{e.stage}->{e.rung}" for c in callers for e in events_of(c.call,
                                                                              "stage_degraded")]
         cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+        # sipp and tcpdump run beside the server on the same two cores (a real caller would
+        # not): their share is what the server did not get.
+        child_s = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system
+                                                               - cpu0.children_system)
         row = {"calls": n, "load1_at_start": load1, "sipp_failures": sum(bool(c.rc)
                                                                         for c in callers),
                "matched_calls": sum(c.call is not None for c in callers),
@@ -824,6 +828,7 @@ async def part_capacity(bench: Bench, clips: list[Clip], levels: list[int], turn
                "loop_lag_ms": stats(bench.loop_lag) | {"max": round(max(bench.loop_lag,
                                                                          default=0), 1)},
                "process_cpu_pct": round(100 * cpu_s / (wall1 - wall0), 1),
+               "sipp_tcpdump_cpu_pct": round(100 * child_s / (wall1 - wall0), 1),
                "wall_s": round(wall1 - wall0, 1)}
         for q in row["queues"].values():
             q["busy_pct"] = round(100 * q["busy_s"] / row["wall_s"], 1)
@@ -984,7 +989,8 @@ def print_table(result: dict) -> None:
         budget = f"{row['budget']:8.0f}" if row.get("budget") else " " * 8
         return f"{name:34} {row['n']:4d} {row['p50']:8.1f} {row['p95']:8.1f} {budget}"
 
-    print(f"\n{'measure':34} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'budget':>8}")
+    if {"v2v", "barge_in", "baseline"} & set(result):
+        print(f"\n{'measure':34} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'budget':>8}")
     if "v2v" in result:
         print(line("voice_to_voice (wire)", result["v2v"]["wire"]))
         print(line("  the same, from Silero's end", result["v2v"]["wire_from_silero_end"]))
@@ -996,9 +1002,12 @@ def print_table(result: dict) -> None:
         print(line("barge_in stop (server's stop_ms)", result["barge_in"]["server"]))
     if "baseline" in result:
         print(line("pipecat baseline (in-process)", result["baseline"]["v2v"]))
-        if "ratio" in result:
-            print(f"baseline / ours (same clips, p50): {result['ratio']['p50']:.2f}x, "
-                  f"p95: {result['ratio']['p95']:.2f}x")
+        for key, what in (("ratio", "ours on the wire"),
+                          ("ratio_in_process", "our graph's own V2V")):
+            if key in result:
+                r = result[key]
+                print(f"baseline / {what} (same {r['clips']} clips): p50 {r['p50']:.2f}x, "
+                      f"p95 {r['p95']:.2f}x")
     if "capacity" in result:
         print(f"\n{'calls':>5} {'wire v2v p50/p95':>18} {'asr_final p50/p95':>18} "
               f"{'cpu%':>5}  met  over budget")
@@ -1008,6 +1017,30 @@ def print_table(result: dict) -> None:
                   f"  {asr['p50']:8.0f} / {asr['p95']:6.0f} {row['process_cpu_pct']:5.0f}  "
                   f"{'yes' if row['budgets_met'] else 'no ':3}  "
                   f"{', '.join(row['over_budget'][:3]) or '-'}")
+        # The per-stage table by level (the server's own samples): where it breaks first.
+        levels = result["capacity"]
+        steps = sorted({s for r in levels for s in r["steps"]})
+        print(f"\n{'step p50/p95 ms by calls':26}" + "".join(f"{r['calls']:>13d}" for r in levels)
+              + "   budget")
+        for step in steps:
+            cells, budget = [], None
+            for r in levels:
+                row = r["steps"].get(step)
+                budget = budget or (row or {}).get("budget")
+                cells.append(f"{row['p50']:6.0f}/{row['p95']:<6.0f}" if row else " " * 13)
+            print(f"{step:26}" + "".join(f"{c:>13}" for c in cells)
+                  + (f" {budget:8.0f}" if budget else ""))
+        for name, key in (("asr queue wait p95", "wait"), ("asr busy %", "busy_pct")):
+            cells = []
+            for r in levels:
+                q = r["queues"].get("asr", {})
+                value = q.get(key, {}).get("p95", 0) if key == "wait" else q.get(key, 0)
+                cells.append(f"{value:13.0f}")
+            print(f"{name:26}" + "".join(cells))
+        print(f"{'event loop lag p95':26}" + "".join(f"{r['loop_lag_ms']['p95']:13.0f}"
+                                                   for r in levels))
+        print(f"{'send queue p50 (frames)':26}" + "".join(
+            f"{r['rtp_queues_frames']['send']['p50']:13.0f}" for r in levels))
         held = [r["calls"] for r in result["capacity"] if r["budgets_met"]]
         print(f"calls held with every budget met: {max(held) if held else 0}")
 
@@ -1073,6 +1106,17 @@ async def amain(args: argparse.Namespace) -> dict:
             result["ratio"] = {"clips": len(both), "ours": [o50, o95], "baseline": [b50, b95],
                                "p50": b50 / o50 if o50 else float("nan"),
                                "p95": b95 / o95 if o95 else float("nan")}
+            # Like for like too: the baseline has no network edge, so against our graph's
+            # own figure (ReplyAudioStarted, also measured inside the process).
+            own = {t["clip"]: t["server_v2v_ms"] for t in result["v2v"]["turns"]
+                   if "server_v2v_ms" in t}
+            both = sorted(set(own) & set(base))
+            s50, s95 = p50_p95([own[c] for c in both])
+            b50, b95 = p50_p95([base[c] for c in both])
+            result["ratio_in_process"] = {"clips": len(both), "ours": [s50, s95],
+                                          "baseline": [b50, b95],
+                                          "p50": b50 / s50 if s50 else float("nan"),
+                                          "p95": b95 / s95 if s95 else float("nan")}
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())
     if args.keep:
         # The captures, callers' audio and scenarios, for a second look at a figure.
