@@ -14,9 +14,10 @@ timestamps, so neither this process's event loop nor sipp's scheduling moves the
 pcap is read afterwards:
 
 - *caller's last speech sample*: each clip's speech end is computed offline from the clip
-  itself as sent (μ-law decoded, 8 kHz): 10 ms frames, level = 95th percentile of the
-  frames' dBFS, speech = frames above max(level - 35 dB, -55 dBFS); the end of the last
-  speech frame is the last speech sample, the start of the first is the onset. The RTP
+  itself as sent (μ-law decoded, 8 kHz): 10 ms frames; speech = runs of at least 3
+  frames above max(95th-percentile level - 35 dB, 10th-percentile floor + 10 dB,
+  -55 dBFS); the end of the last run is the last speech sample, the start of the first
+  the onset. (Silero's end on the same audio is reported per clip beside it.) The RTP
   packet carrying that sample is found by payload (the file's 160-byte chunk) and sequence
   number; its capture time is the moment it left sipp.
 - *bot's reply*: the first packet to the caller's listener after that moment that is not
@@ -24,9 +25,10 @@ pcap is read afterwards:
   speaks). A turn where the bot was still audible in the 100 ms before the speech end is
   not measured (counted as ``overlap``).
 - *barge-in*: a second clip starts while the reply to the first plays; from the packet
-  carrying its first speech sample to the last audible reply packet before the bot goes
-  silent (3 packets in a row). The server's own ``bot_reply_interrupted`` stop_ms
-  (capture of the onset frame after the jitter buffer -> flush) is reported beside it.
+  carrying its first speech sample to the last audible reply packet before the bot stays
+  silent for 500 ms (longer than the pauses inside a reply). The server's own
+  ``bot_reply_interrupted`` stop_ms (capture of the onset frame after the jitter buffer ->
+  flush) is reported beside it.
 
 The pipecat baseline is a plain pipecat voice pipeline in this process, after the server
 has stopped: VADProcessor(SileroVADAnalyzer()) -> WhisperSTTService -> a reply step ->
@@ -74,6 +76,10 @@ from switchboard.telephony.audio_file import load
 from switchboard.telephony.resample import resample
 
 #: The recordings, fixed so every run plays the same ones (paths under shared/data).
+#: Chosen from refs.csv: 2-8 s, at least 6 words, and no pause inside the speech longer than
+#: 150 ms (by the energy endpoint below), so each clip is one turn for the server's VAD
+#: (192 ms of silence ends a turn); otherwise a reply to half a sentence would start
+#: mid-clip and the turn's voice-to-voice would be ill-defined.
 CLIPS = (
     # wideband (LibriSpeech, LibriVox, pocketsphinx, speechbrain, Picovoice), sent as 8 kHz
     "asr/librispeech_triton/1089-134686-0001.wav",
@@ -94,10 +100,6 @@ CLIPS = (
     "asr/asterisk_8k/all-outgoing-lines-unavailable.wav",
     "asr/asterisk_8k/andnowstandby.wav",
 )
-#: Chosen from refs.csv: 2-8 s, at least 6 words, and no pause inside the speech longer than
-#: 150 ms (by the energy endpoint below), so each clip is one turn for the server's VAD
-#: (192 ms of silence ends a turn); otherwise a reply to half a sentence would start
-#: mid-clip and the turn's voice-to-voice would be ill-defined.
 RATE = 8000
 CHUNK = 160  # PCMU samples (and bytes) per 20 ms packet
 SILENT_BYTE = b"\xff"  # μ-law code of 0
@@ -106,7 +108,8 @@ SILENT_BYTE = b"\xff"  # μ-law code of 0
 AUDIBLE = 64
 LEAD_S = 4.5  # the greeting (~3.3 s) plays out before the caller speaks
 REPLY_GAP_S = 5.0  # silence after a clip: the reply and then some
-BARGE_AFTER_S = 1.2  # the barge-in clip starts this long after the first clip's speech end
+STOPPED_S = 0.5  # silence this long after a barge-in onset: the reply has stopped
+BARGE_AFTER_S = 1.2  # the barge-in clip starts 1.2-1.8 s after the first clip's speech end
 SCENARIO = ROOT / "tests" / "sipp" / "uac_audio.xml"
 
 
@@ -230,8 +233,8 @@ class Caller:
         return int(len(self.ulaw) / RATE * 1000)
 
 
-def make_caller(name: str, turns: list[tuple[Clip, bool]], tail_s: float = REPLY_GAP_S
-                ) -> Caller:
+def make_caller(name: str, turns: list[tuple[Clip, bool]], tail_s: float = REPLY_GAP_S,
+                barge_after_s: float = BARGE_AFTER_S) -> Caller:
     """Lead silence, then each clip; a barge clip starts BARGE_AFTER_S after the previous
     clip's speech end (over the reply), any other after REPLY_GAP_S of silence."""
     chunks: list[bytes] = []
@@ -240,7 +243,7 @@ def make_caller(name: str, turns: list[tuple[Clip, bool]], tail_s: float = REPLY
     chunks.append(SILENT_BYTE * pos)
     for clip, barge in turns:
         if placed and barge:
-            start = placed[-1].end + int(BARGE_AFTER_S * RATE) - clip.onset
+            start = placed[-1].end + int(barge_after_s * RATE) - clip.onset
             pad = start - pos
             if pad < 0:
                 raise ValueError("barge clip would overlap the previous one")
@@ -437,7 +440,7 @@ def _next_onset(caller: Caller, placed: Placed, wire: WireCall) -> float | None:
 
 def barge_ins(caller: Caller, wire: WireCall) -> list[dict]:
     """Per barge clip: its first speech sample on the wire -> the last audible reply
-    packet before three silent ones."""
+    packet before the bot stays silent for STOPPED_S."""
     rows = []
     for placed in caller.placed:
         if not placed.barge:
@@ -447,17 +450,26 @@ def barge_ins(caller: Caller, wire: WireCall) -> list[dict]:
         if t_on is None:
             rows.append(row | {"status": "lost"})
             continue
-        at = [a for t, a in wire.heard if t_on - 0.06 <= t < t_on]
-        if not any(at):
+        # Replies pause between phrases (Piper's commas: ~200 ms of near silence), so
+        # "playing at the onset" means heard within the last 600 ms, not in the last packet.
+        if not any(a for t, a in wire.heard if t_on - 0.6 <= t < t_on):
             rows.append(row | {"status": "bot_silent_at_onset"})
             continue
-        after = [(t, a) for t, a in wire.heard if t >= t_on]
-        last = t_on
-        for i, (t, a) in enumerate(after):
+        last, run = None, 0
+        for t, a in wire.heard:
+            if t < t_on:
+                continue
             if a:
-                last = t
-            elif i + 2 < len(after) and not after[i + 1][1] and not after[i + 2][1]:
-                break
+                last, run = t, 0
+            else:
+                run += 1
+                if run * 0.02 >= STOPPED_S:
+                    break
+        if last is None:
+            # Cut while the reply was in a pause: nothing audible after the onset, so the
+            # wire cannot say when it stopped; counted, not timed (0 ms would flatter).
+            rows.append(row | {"status": "cut_in_pause"})
+            continue
         rows.append(row | {"status": "ok", "stop_ms": (last - t_on) * 1000})
     return rows
 
@@ -773,7 +785,9 @@ async def part_barge(bench: Bench, clips: list[Clip], count: int, budget: float)
     callers = []
     for i in range(count):
         first, second = clips[i % len(clips)], clips[(i + 5) % len(clips)]
-        callers.append(make_caller(f"barge{i:02d}", [(first, False), (second, True)]))
+        # The onset falls at different points of the reply (words, pauses between them).
+        callers.append(make_caller(f"barge{i:02d}", [(first, False), (second, True)],
+                                   barge_after_s=BARGE_AFTER_S + 0.2 * (i % 4)))
     rows: list[dict] = []
     for c in callers:
         packets = await bench.run([c], 0.0, c.name)
@@ -1071,8 +1085,10 @@ async def amain(args: argparse.Namespace) -> dict:
                    "silero_end_s": round(c.silero_end_s, 3),
                    "longest_pause_ms": c.longest_pause_ms} for c in clips],
         "method": {"audible_peak": AUDIBLE, "lead_s": LEAD_S, "reply_gap_s": REPLY_GAP_S,
-                   "barge_after_s": BARGE_AFTER_S, "endpoint": "10 ms frames above "
-                   "max(p95 level - 35 dB, -55 dBFS), on the μ-law audio sent"},
+                   "barge_after_s": [BARGE_AFTER_S, BARGE_AFTER_S + 0.6],
+                   "endpoint": "runs >= 30 ms of 10 ms frames above max(p95 level - 35 dB,"
+                               " p10 floor + 10 dB, -55 dBFS), on the μ-law audio sent",
+                   "barge_stopped_s": STOPPED_S},
     }
     bench = Bench(settings, bundle, workdir)
     await bench.start()

@@ -45,5 +45,5 @@ def test_bench_sip_writes_its_fields(data, tmp_path):
     barge = result["barge_in"]
     assert {"n", "p50", "p95", "budget"} <= set(barge["wire"]) and barge["wire"]["budget"] == 300
     (call,) = barge["calls"]
-    assert call["status"] in {"ok", "bot_silent_at_onset", "lost"}
+    assert call["status"] in {"ok", "bot_silent_at_onset", "cut_in_pause", "lost"}
     assert isinstance(call["server_stop_ms"], list)
