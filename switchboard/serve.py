@@ -25,6 +25,7 @@ from switchboard.pipeline.budgets import Metrics
 from switchboard.pipeline.store import CallStore
 from switchboard.sip_gateway import SipGateway
 from switchboard.users import UserStore
+from switchboard.webrtc_gateway import WebRtcGateway
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Running:
     runner: web.AppRunner
     metrics: Metrics
     media_streams: MediaStreamGateway | None = None
+    webrtc: WebRtcGateway | None = None
 
     @property
     def media_stream_url(self) -> str:
@@ -65,6 +67,8 @@ async def start(settings: Settings, bundle) -> Running:
     app = make_app(center, store, token, metrics.registry)
     media_streams = MediaStreamGateway(center)
     media_streams.install(app)
+    webrtc = WebRtcGateway(center)
+    webrtc.install(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.server.http_host, settings.server.http_port)
@@ -74,12 +78,14 @@ async def start(settings: Settings, bundle) -> Running:
     sip = SipGateway(settings, center, users, api_url=http_url)
     await sip.start()
     return Running(center, store, users, token, http_url, sip.uri, sip, runner, metrics,
-                   media_streams)
+                   media_streams, webrtc)
 
 
 async def stop(running: Running) -> None:
     """End live calls (BYE), then the SIP endpoint, the HTTP server and the store."""
     await running.center.shutdown()
+    if running.webrtc is not None:
+        await running.webrtc.stop()
     await running.sip.stop()
     await running.runner.cleanup()
     running.store.close()

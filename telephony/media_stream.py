@@ -30,13 +30,14 @@ import binascii
 import json
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 from switchboard.telephony.edge import FRAME_BYTES
+from switchboard.telephony.paced import PacedFrames
 from switchboard.telephony.sip.codec import Decoder, Encoder
 
 log = logging.getLogger(__name__)
@@ -104,10 +105,8 @@ class MediaStreamEdge:
         self._decoder = Decoder("PCMU")
         self._encoder = Encoder("PCMU")
         self._pcm = bytearray()
-        self._frames: deque[bytes] = deque()
-        self._arrived = asyncio.Event()
+        self._in = PacedFrames(MAX_BACKLOG)
         self._gone = asyncio.Event()
-        self._next_at: float | None = None
         self._out: asyncio.Queue[str] = asyncio.Queue(MAX_OUTBOUND)
         self._writer: asyncio.Task | None = None
         self._talking = False
@@ -218,13 +217,9 @@ class MediaStreamEdge:
             return
         self._pcm += self._decoder.decode(ulaw)
         while len(self._pcm) >= FRAME_BYTES:
-            self._frames.append(bytes(self._pcm[:FRAME_BYTES]))
+            self._in.push(bytes(self._pcm[:FRAME_BYTES]))
             del self._pcm[:FRAME_BYTES]
             self.frames_in += 1
-        while len(self._frames) > MAX_BACKLOG:
-            self._frames.popleft()
-            self.dropped["late"] += 1
-        self._arrived.set()
 
     def _drop(self, kind: str, detail: str) -> None:
         self.dropped[kind] += 1
@@ -245,33 +240,13 @@ class MediaStreamEdge:
         if self.ended is None:
             self.ended = reason if self.error is None else f"protocol error: {self.error}"
         self._gone.set()
+        self._in.end()
 
     # --- the MediaEdge seam
 
     async def receive(self) -> bytes | None:
         """The caller's next 20 ms, one per 20 ms; waits (without advancing) in a gap."""
-        while not self._frames:
-            if self._gone.is_set():
-                return None
-            self._arrived.clear()
-            gone = asyncio.ensure_future(self._gone.wait())
-            arrived = asyncio.ensure_future(self._arrived.wait())
-            try:
-                await asyncio.wait({gone, arrived}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                gone.cancel()
-                arrived.cancel()
-            self._next_at = None  # a pause in the stream is not loss: restart the clock
-        if self._gone.is_set():
-            return None
-        now = time.monotonic()
-        if self._next_at is None or now - self._next_at > 0.2:
-            self._next_at = now
-        delay = self._next_at - now
-        if delay > 0:
-            await asyncio.sleep(delay)
-        self._next_at += 0.02
-        return self._frames.popleft()
+        return await self._in.pop()
 
     def send(self, pcm: bytes) -> None:
         """Our 20 ms toward the caller: media while there is sound, a mark after it.
@@ -315,6 +290,7 @@ class MediaStreamEdge:
         if self.ended is None:
             self.ended = reason
         self._gone.set()
+        self._in.end()
         if self._writer is not None and not self._writer.done():
             try:
                 await asyncio.wait_for(self._out.join(), 1.0)
@@ -347,6 +323,7 @@ class MediaStreamEdge:
         except Exception as exc:  # noqa: BLE001 - a vanished peer; the reader ends the leg
             log.info("media stream %s: write failed: %s", self.peer, exc)
             self._gone.set()
+            self._in.end()
 
     async def _close_ws(self, code: int, reason: str) -> None:
         if not self.ws.closed:

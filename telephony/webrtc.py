@@ -1,0 +1,250 @@
+"""A browser (or any WebRTC peer) as a call party, on aiortc.
+
+Signalling is one HTTP exchange, as pipecat's SmallWebRTC does it: the page posts its SDP
+offer (ICE candidates gathered, no trickle) and gets the answer back. :func:`answer`
+checks the offer, builds the peer connection and returns the :class:`WebRtcEdge`, the
+:class:`~switchboard.telephony.edge.MediaEdge` of that connection.
+
+Audio is Opus at 48 kHz on the wire; the edge converts at its border: decoded 48 kHz
+frames are resampled to the call's 16 kHz mono 20 ms frames (PyAV's resampler keeps its
+filter state across frames), and our 16 kHz frames go to aiortc's Opus encoder, which
+resamples them to 48 kHz itself. A data channel named ``events`` (opened by the page)
+carries JSON both ways: to the page, the call's transcript of what the bot heard and its
+end; from the page, DTMF key presses (aiortc drops RFC 4733 ``telephone-event``).
+
+No STUN or TURN server is configured (Switchboard runs offline): host candidates only,
+so a browser reaches the server where it can route to it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+import av
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    sdp,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from switchboard.telephony.edge import FRAME_BYTES, SILENCE
+from switchboard.telephony.paced import PacedFrames
+
+log = logging.getLogger(__name__)
+
+RATE = 16000
+SAMPLES = FRAME_BYTES // 2
+#: Longest call a reader serves (its loop's bound): 8 hours of frames.
+MAX_FRAMES = 8 * 3600 * 50
+#: Outbound frames held for aiortc's sender; more means the sender fell behind.
+OUT_BACKLOG = 4
+#: Largest offer accepted (a browser's is 3-6 kB).
+MAX_OFFER = 64 * 1024
+DIGITS = set("0123456789*#ABCD")
+
+
+class OfferError(ValueError):
+    """An offer we cannot answer (broken SDP, no audio, no common codec)."""
+
+
+class OutboundTrack(MediaStreamTrack):
+    """Our audio toward the peer: the call's frames, paced on our own 20 ms clock."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frames: deque[bytes] = deque(maxlen=OUT_BACKLOG)
+        self._start: float | None = None
+        self._pts = 0
+
+    def push(self, pcm: bytes) -> None:
+        self._frames.append(pcm)  # a full deque drops the oldest: never heard late
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        else:
+            delay = self._start + self._pts / RATE - now
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.2:
+                self._start = now - self._pts / RATE  # the loop stalled: do not burst
+        pcm = self._frames.popleft() if self._frames else SILENCE
+        frame = av.AudioFrame(format="s16", layout="mono", samples=SAMPLES)
+        frame.planes[0].update(pcm)
+        frame.sample_rate = RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, RATE)
+        self._pts += SAMPLES
+        return frame
+
+
+class WebRtcEdge:
+    """One peer connection's audio, as the call's party."""
+
+    def __init__(self, pc: RTCPeerConnection, peer: str = "webrtc:",
+                 media_timeout_s: float = 10.0):
+        self.pc = pc
+        self.peer = peer
+        self.media_timeout_s = media_timeout_s
+        self.on_dtmf: Callable[[str], None] | None = None
+        self.on_hold: Callable[[bool], None] | None = None
+        self.outbound = OutboundTrack()
+        self.channel: RTCDataChannel | None = None
+        #: Why the connection ended ("closed", "no media", "ice failed", our reason).
+        self.ended: str | None = None
+        self.frames_in = 0
+        self._in = PacedFrames(50)
+        self._connected = asyncio.Event()
+        self._failed = asyncio.Event()
+        self._reader: asyncio.Task | None = None
+        pc.on("connectionstatechange", self._state_changed)
+        pc.on("track", self._track)
+        pc.on("datachannel", self._datachannel)
+
+    # --- the connection
+
+    def _state_changed(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected":
+            self._connected.set()
+        elif state in ("failed", "closed"):
+            self._failed.set()
+            self._gone("ice failed" if state == "failed" else "closed")
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """True once ICE and DTLS are up; False if they fail or ``timeout`` passes."""
+        connected = asyncio.ensure_future(self._connected.wait())
+        failed = asyncio.ensure_future(self._failed.wait())
+        try:
+            await asyncio.wait({connected, failed}, timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            connected.cancel()
+            failed.cancel()
+        return self._connected.is_set() and not self._failed.is_set()
+
+    def _track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio" and self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(
+                self._read(track), name="webrtc:read")
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        pcm = bytearray()
+        reason = "closed"
+        try:
+            for _ in range(MAX_FRAMES):
+                frame = await asyncio.wait_for(track.recv(), self.media_timeout_s)
+                for out in resampler.resample(frame):
+                    pcm += out.to_ndarray().tobytes()
+                while len(pcm) >= FRAME_BYTES:
+                    self._in.push(bytes(pcm[:FRAME_BYTES]))
+                    del pcm[:FRAME_BYTES]
+                    self.frames_in += 1
+        except TimeoutError:
+            reason = "no media"  # the peer vanished without a word (or muted its stack)
+        except MediaStreamError:
+            reason = "closed"
+        except Exception as exc:  # noqa: BLE001 - an undecodable stream is a party gone
+            log.warning("webrtc %s: reading audio failed: %s", self.peer, exc)
+            reason = f"audio failed: {exc}"
+        self._gone(reason)
+
+    def _datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label != "events":
+            return
+        self.channel = channel
+        channel.on("message", self._message)
+
+    def _message(self, message: str | bytes) -> None:
+        # Only key presses come from the page; anything else is ignored (bounded size).
+        if not isinstance(message, str) or len(message) > 256:
+            return
+        try:
+            body = json.loads(message)
+        except ValueError:
+            return
+        digit = body.get("dtmf") if isinstance(body, dict) else None
+        if isinstance(digit, str) and digit in DIGITS and self.on_dtmf is not None:
+            self.on_dtmf(digit)
+
+    def notify(self, message: dict) -> None:
+        """Send ``message`` to the page over the ``events`` channel (if it is open)."""
+        channel = self.channel
+        if channel is not None and channel.readyState == "open":
+            try:
+                channel.send(json.dumps(message))
+            except Exception:  # noqa: BLE001 - a closing channel loses the message
+                log.debug("webrtc %s: event not sent", self.peer)
+
+    def _gone(self, reason: str) -> None:
+        if self.ended is None:
+            self.ended = reason
+        self._in.end()
+
+    # --- the MediaEdge seam
+
+    async def receive(self) -> bytes | None:
+        return await self._in.pop()
+
+    def send(self, pcm: bytes) -> None:
+        if self.ended is None:
+            self.outbound.push(pcm)
+
+    async def close(self, reason: str) -> None:
+        """Tell the page why, then close the connection (idempotent)."""
+        if self.ended is None:
+            self.notify({"kind": "ended", "reason": reason})
+            await asyncio.sleep(0.05)  # let the data channel carry it before DTLS closes
+        self._gone(reason)
+        self.outbound.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.pc.close(), 5.0)
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+async def answer(offer_sdp: str, offer_type: str = "offer", peer: str = "webrtc:",
+                 media_timeout_s: float = 10.0) -> tuple[WebRtcEdge, RTCSessionDescription]:
+    """Answer a peer's offer: its edge and our answer; :class:`OfferError` if we cannot."""
+    if offer_type != "offer":
+        raise OfferError(f"expected an SDP offer, got {offer_type!r}")
+    if not isinstance(offer_sdp, str) or not offer_sdp.strip():
+        raise OfferError("empty SDP")
+    if len(offer_sdp) > MAX_OFFER:
+        raise OfferError("SDP offer too large")
+    try:
+        parsed = sdp.SessionDescription.parse(offer_sdp)
+    except Exception as exc:  # noqa: BLE001 - aiortc's parser raises whatever it hits
+        raise OfferError(f"broken SDP: {type(exc).__name__}: {exc}") from None
+    audio = [m for m in parsed.media if m.kind == "audio"]
+    if not audio:
+        raise OfferError("the offer has no audio")
+    if not any(c.mimeType.lower() in ("audio/opus", "audio/pcmu", "audio/pcma")
+               for m in audio for c in m.rtp.codecs):
+        raise OfferError("no common audio codec (Opus, PCMU or PCMA)")
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    edge = WebRtcEdge(pc, peer, media_timeout_s)
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        pc.addTrack(edge.outbound)  # takes the offer's audio transceiver
+        await pc.setLocalDescription(await pc.createAnswer())
+    except Exception as exc:  # noqa: BLE001 - aiortc refuses offers in many ways
+        await pc.close()
+        raise OfferError(f"cannot answer the offer: {type(exc).__name__}: {exc}") from None
+    return edge, pc.localDescription

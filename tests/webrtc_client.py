@@ -1,0 +1,126 @@
+"""An aiortc peer that calls ``switchboard serve`` like the caller page does (tests and the
+benchmark): it posts its offer, plays a recording as its microphone in real time, keeps
+the audio it receives (16 kHz) and the messages of the ``events`` data channel."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+RATE = 16000
+SAMPLES = 320
+
+
+class RecordingTrack(MediaStreamTrack):
+    """A recording (16 kHz int16) as a microphone, 20 ms per 20 ms, then silence."""
+
+    kind = "audio"
+
+    def __init__(self, pcm: np.ndarray) -> None:
+        super().__init__()
+        self.pcm = pcm.astype(np.int16)
+        self._i = 0
+        self._start: float | None = None
+        #: monotonic time each 20 ms frame was handed to the encoder (for latency).
+        self.sent_at: list[float] = []
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self._i * SAMPLES / RATE - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        chunk = self.pcm[self._i * SAMPLES:(self._i + 1) * SAMPLES]
+        chunk = np.pad(chunk, (0, SAMPLES - len(chunk)))
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self._i * SAMPLES
+        frame.time_base = fractions.Fraction(1, RATE)
+        self.sent_at.append(time.monotonic())
+        self._i += 1
+        return frame
+
+
+@dataclass
+class PeerResult:
+    """What the calling peer got."""
+
+    call_id: str = ""
+    heard: bytearray = field(default_factory=bytearray)  # 16 kHz int16
+    heard_at: list[tuple[float, int]] = field(default_factory=list)  # (time, bytes so far)
+    events: list[dict] = field(default_factory=list)
+    status: int = 0
+    error: str = ""
+    state: str = ""
+
+
+async def call_bot(base_url: str, pcm: np.ndarray, listen_s: float = 3.0,
+                   channel_label: str = "events", track: RecordingTrack | None = None
+                   ) -> PeerResult:
+    """One call to the bot over WebRTC; returns once the recording and ``listen_s`` have
+    played (or the server ended the call)."""
+    result = PeerResult()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    channel = pc.createDataChannel(channel_label)
+    ended = asyncio.Event()
+    track = track or RecordingTrack(pcm)
+    pc.addTrack(track)
+    readers: list[asyncio.Task] = []
+
+    @channel.on("message")
+    def on_message(message):
+        body = json.loads(message)
+        result.events.append(body)
+        if body.get("kind") == "ended":
+            ended.set()
+
+    async def record(remote) -> None:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        for _ in range(50 * 600):
+            try:
+                frame = await asyncio.wait_for(remote.recv(), 5.0)
+            except (MediaStreamError, TimeoutError):
+                return
+            for out in resampler.resample(frame):
+                result.heard += out.to_ndarray().tobytes()
+            result.heard_at.append((time.monotonic(), len(result.heard)))
+
+    @pc.on("track")
+    def on_track(remote):
+        if remote.kind == "audio":
+            readers.append(asyncio.ensure_future(record(remote)))
+
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        async with aiohttp.ClientSession() as http, http.post(
+                f"{base_url}/webrtc/offer",
+                json={"sdp": pc.localDescription.sdp, "type": "offer"}) as r:
+            result.status = r.status
+            body = await r.json()
+        if r.status != 200:
+            result.error = body.get("error", "")
+            return result
+        result.call_id = body["call_id"]
+        await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], body["type"]))
+        try:
+            await asyncio.wait_for(ended.wait(), len(pcm) / RATE + listen_s)
+        except TimeoutError:
+            pass
+        result.state = pc.connectionState
+    finally:
+        await pc.close()
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    return result
