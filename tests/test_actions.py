@@ -140,6 +140,8 @@ def test_webhook_handoff_answer_is_passed_on():
 
 @pytest.mark.parametrize("reply", [
     lambda: web.Response(status=500, text="boom"),
+    # A contract-shaped body with an error status is still an error.
+    lambda: web.json_response({"ok": True}, status=503),
     lambda: web.Response(status=200, text="not json"),
     lambda: web.json_response({"message": "no ok field"}),
     lambda: web.json_response({"ok": True, "data": ["not", "an", "object"]}),
