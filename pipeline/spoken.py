@@ -687,10 +687,10 @@ def read_confirmation(text: str) -> Confirmation:
         if re.fullmatch(r"[\W]*(it's not|it isn't|that's not it)?[\W]*", rest, re.I):
             return Confirmation("no")
         return _correction(rest)
-    if _NEW_VALUE.match(t) or _REJECTED_LEAD.match(t):
-        return _correction(t)
     if _YES.match(t):
         return Confirmation("yes")
+    if _NEW_VALUE.match(t) or _REJECTED_LEAD.match(t):
+        return _correction(t)
     return Confirmation("unclear", t)
 
 

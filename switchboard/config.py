@@ -138,6 +138,33 @@ class EscalationOptions:
 
 
 @dataclass
+class DialogueOptions:
+    """The bot's side of the conversation (pipeline/dialogue.py, faq.py, actions.py).
+
+    ``complex_flows``: intents the bot does not attempt: it collects who the caller is,
+    then hands the call to a person with everything collected (an escalation rule).
+    ``actions``: "demo" (an in-memory store of invented customers) or "webhook" (JSON over
+    HTTP to ``webhook_url``; contract in pipeline/actions.py).
+    """
+
+    complex_flows: list[str] = field(default_factory=lambda: [
+        "manage_dispute_bill", "mistimed_billing_never_bought", "status_service_added",
+        "status_service_removed",
+    ])
+    # A caller's answer that parses as the slot asked for fills it; otherwise an intent
+    # with at least this margin, other than the active flow, is a change of topic.
+    topic_change_confidence: float = 0.0
+    max_asks: int = 3  # asking one value this many times without an answer hands off
+    faq_answers: list[str] = field(default_factory=lambda: [
+        str(ROOT / "pipeline" / "data" / "faq" / "answers.toml")])
+    faq_min_score: float = 0.3  # below this the bot asks the FAQ question again
+    actions: str = "demo"
+    webhook_url: str = ""
+    webhook_token: str = ""
+    webhook_timeout_s: float = 5.0
+
+
+@dataclass
 class HandoffOptions:
     """How a handed-off caller reaches an agent (switchboard/callcenter.py)."""
 
@@ -255,6 +282,7 @@ class Settings:
     policy: PolicyOptions = field(default_factory=PolicyOptions)
     store: StoreOptions = field(default_factory=StoreOptions)
     escalation: EscalationOptions = field(default_factory=EscalationOptions)
+    dialogue: DialogueOptions = field(default_factory=DialogueOptions)
     handoff: HandoffOptions = field(default_factory=HandoffOptions)
     server: ServerOptions = field(default_factory=ServerOptions)
     faults: FaultOptions = field(default_factory=FaultOptions)

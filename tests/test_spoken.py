@@ -144,6 +144,8 @@ def test_unknown_slot_is_an_error():
     ("Yes.", "yes", ""),
     ("yeah that's right", "yes", ""),
     ("Correct.", "yes", ""),
+    ("That's right.", "yes", ""),
+    ("that's correct", "yes", ""),
     ("No.", "no", ""),
     ("No, that's not it.", "no", ""),
     ("Nope", "no", ""),
