@@ -8,7 +8,9 @@ Routes:
 - ``GET /api/calls`` — live calls and past ones from the store (``?status=``, ``?limit=``);
 - ``GET /api/calls/{call_id}`` — one call: legs, routing, handoff and the context the agent
   gets (transcript so far, intent, anger) while live; the stored record afterwards;
-- ``GET /api/calls/{call_id}/events`` — a WebSocket of the live call's events.
+- ``GET /api/calls/{call_id}/events`` — a WebSocket of the live call's events;
+- ``GET /`` and ``GET /call`` — the caller page (public: anyone may call the bot; its
+  call's audio and transcript travel on its own peer connection), ``/static/`` its files.
 
 Everything under ``/api`` carries call content and needs the API token
 (``Authorization: Bearer …``): nobody unauthenticated reads a call. Per-user log-in for
@@ -22,6 +24,7 @@ import hmac
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -34,6 +37,15 @@ STORE = web.AppKey("store", object)
 TOKEN = web.AppKey("token", str)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 STARTED = web.AppKey("started", float)
+STATIC = Path(__file__).parent / "static"
+#: Pages load only their own files and talk only to this server.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; media-src 'self' blob: mediastream:; "
+                               "img-src 'self' data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 def make_app(center, store, token: str, registry: CollectorRegistry) -> web.Application:
@@ -50,7 +62,19 @@ def make_app(center, store, token: str, registry: CollectorRegistry) -> web.Appl
     app.router.add_get("/api/calls", list_calls)
     app.router.add_get("/api/calls/{call_id}", get_call)
     app.router.add_get("/api/calls/{call_id}/events", call_events)
+    app.router.add_get("/", caller_page)
+    app.router.add_get("/call", caller_page)
+    app.router.add_static("/static/", STATIC, show_index=False, follow_symlinks=False)
     return app
+
+
+async def caller_page(request: web.Request) -> web.Response:
+    return _page("caller.html")
+
+
+def _page(name: str) -> web.Response:
+    return web.Response(body=(STATIC / name).read_bytes(), content_type="text/html",
+                        charset="utf-8", headers=PAGE_HEADERS)
 
 
 @web.middleware
