@@ -30,8 +30,8 @@ pcap is read afterwards:
   ``bot_reply_interrupted`` stop_ms (capture of the onset frame after the jitter buffer ->
   flush) is reported beside it.
 
-The pipecat baseline is a plain pipecat voice pipeline in this process, after the server
-has stopped: VADProcessor(SileroVADAnalyzer()) -> WhisperSTTService -> a reply step ->
+The pipecat baseline is a plain pipecat voice pipeline in a fresh child process, after
+the server has stopped: VADProcessor(SileroVADAnalyzer()) -> WhisperSTTService -> a reply step ->
 PiperTTSService, services at their defaults except the model locations (offline: the same
 tiny.en CTranslate2 directory and Piper voice files as the server). It is fed the same
 clips (the same μ-law audio, decoded to 16 kHz) at real time; latency is the clip's last
@@ -59,6 +59,7 @@ import os
 import shutil
 import socket
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -706,8 +707,10 @@ async def part_v2v(bench: Bench, clips: list[Clip], budget: float) -> dict:
     """One call per clip, one after the other: V2V on the wire and the server's own."""
     callers = [make_caller(f"v2v{i:02d}", [(clip, False)]) for i, clip in enumerate(clips)]
     turns: list[dict] = []
+    lags: list[float] = []
     for c in callers:
         packets = await bench.run([c], 0.0, c.name)
+        lags += bench.loop_lag
         turns += _turns_of(c, packets)
         t = turns[-1]
         print(f"  {c.placed[0].clip.path}: {t['status']} "
@@ -715,6 +718,13 @@ async def part_v2v(bench: Bench, clips: list[Clip], budget: float) -> dict:
               f") reply: {t.get('reply', '')!r}", flush=True)
     summary = _summary(turns, [c.call for c in callers], budget)
     summary["rtp_queues_frames"] = rtp_queues(bench, [c.call for c in callers])
+    summary["loop_lag_ms"] = stats(lags) | {"max": round(max(lags, default=0), 1)}
+    # Per call, once a second: (jitter buffer, send queue) depth in frames. A depth that
+    # steps up after a stall and stays is delay the call keeps to its end.
+    summary["rtp_depth_series"] = {
+        c.name: list(zip(bench.depths[c.call.call_id]["jitter"][::20],
+                         bench.depths[c.call.call_id]["send"][::20], strict=True))
+        for c in callers if c.call is not None and c.call.call_id in bench.depths}
     return summary
 
 
@@ -979,6 +989,35 @@ async def part_baseline(clips: list[Clip], replies: dict[str, str]) -> dict:
                          "vad": "VADProcessor(SileroVADAnalyzer()) — VADParams defaults"}}
 
 
+async def baseline_process(paths: list[str], replies: dict[str, str], workdir: Path) -> dict:
+    """Run :func:`part_baseline` in a child process: nothing of our server's process (its
+    BLAS thread limit, its model workers, warm caches) may help or hinder the baseline."""
+    import json
+
+    job, out = workdir / "baseline_in.json", workdir / "baseline_out.json"
+    job.write_text(json.dumps({"paths": paths, "replies": replies}))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--baseline-worker", str(job), str(out))
+    try:
+        await asyncio.wait_for(proc.wait(), 120 + 15 * len(paths))
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+    if proc.returncode or not out.exists():
+        return {"error": f"baseline process exited {proc.returncode}", "v2v": stats([])}
+    return json.loads(out.read_text())
+
+
+def baseline_worker(job: Path, out: Path) -> None:
+    """The child's side of :func:`baseline_process`."""
+    import json
+
+    spec = json.loads(job.read_text())
+    data = shared_data()
+    clips = [load_clip(data, p, "") for p in spec["paths"]]
+    out.write_text(json.dumps(asyncio.run(part_baseline(clips, spec["replies"]))))
+
+
 # --- main ---------------------------------------------------------------------------------
 
 
@@ -1059,6 +1098,99 @@ def print_table(result: dict) -> None:
         print(f"calls held with every budget met: {max(held) if held else 0}")
 
 
+def code_state() -> dict[str, Any]:
+    """The commit measured, and any tracked file changed in the working tree (a shared
+    checkout: the figures belong to what was on disk, not only to the commit)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no")
+               .splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "changed": changed}
+
+
+def markdown(result: dict) -> str:
+    """The result as the tables of docs/benchmarks.md (``--markdown out/bench_sip.json``)."""
+    out: list[str] = []
+
+    def cell(row: dict | None) -> str:
+        return f"{row['p50']:.0f} / {row['p95']:.0f}" if row and row.get("n") else "—"
+
+    m = result["machine"]
+    code = result.get("code", {})
+    out.append(f"Code: {code.get('commit', '?')}"
+               + (f" plus uncommitted changes to {', '.join(code['changed'])}"
+                  if code.get("changed") else "") + ".")
+    out.append(f"Machine: {m['cores']} cores ({m['cpu']}), load average at start "
+               f"{' / '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}, at end "
+               f"{' / '.join(f'{x:.2f}' for x in m['loadavg_at_end'])}; {m['started']}.\n")
+    out.append("| measure | n | p50 / p95 ms | budget ms |")
+    out.append("|---|---:|---:|---:|")
+    rows = []
+    if "v2v" in result:
+        v = result["v2v"]
+        rows += [("**voice-to-voice on the wire**", v["wire"], 600),
+                 ("the same turns, timed from Silero's end of speech", v["wire_from_silero_end"],
+                  600),
+                 ("voice-to-voice, the server's own (graph)", v["server"], 600),
+                 ("of the wire's: sipp's packet → the server's end-of-speech frame in the graph",
+                  v["ingress"], None),
+                 ("of the wire's: first reply sample → its packet on the wire", v["egress"],
+                  None)]
+    if "barge_in" in result:
+        b = result["barge_in"]
+        rows += [("**barge-in stop on the wire**", b["wire"], 300),
+                 ("barge-in stop_ms, the server's own", b["server"], 300)]
+    if "baseline" in result:
+        rows.append(("plain pipecat pipeline (in-process, no network)",
+                     result["baseline"]["v2v"], None))
+        rows.append(("of which speech end → transcript", result["baseline"]["to_transcript"],
+                     None))
+        rows.append(("of which transcript → first TTS audio", result["baseline"]["to_audio"],
+                     None))
+    for name, row, budget in rows:
+        out.append(f"| {name} | {row['n']} | {cell(row)} | {budget or ''} |")
+    for key, what in (("ratio", "ours on the wire"), ("ratio_in_process", "our graph's own")):
+        if key in result:
+            r = result[key]
+            out.append(f"\npipecat / {what}, same {r['clips']} clips: p50 {r['p50']:.2f}×, "
+                       f"p95 {r['p95']:.2f}×")
+    if "capacity" in result:
+        levels = result["capacity"]
+        out.append("\n| calls | wire V2V p50 / p95 | asr_final p50 / p95 | server V2V p50 / p95 "
+                   "| asr queue wait p95 | asr busy | process CPU | sipp+tcpdump CPU "
+                   "| loop lag p95 / max | send queue p50 | load | met |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for r in levels:
+            q = r["queues"].get("asr", {})
+            out.append(
+                f"| {r['calls']} | {cell(r['v2v_wire'])} | {cell(r['steps'].get('asr_final'))}"
+                f" | {cell(r['v2v_server'])} | {q.get('wait', {}).get('p95', 0):.0f} ms"
+                f" | {q.get('busy_pct', 0):.0f}% | {r['process_cpu_pct']:.0f}%"
+                f" | {r['sipp_tcpdump_cpu_pct']:.0f}%"
+                f" | {r['loop_lag_ms']['p95']:.0f} / {r['loop_lag_ms']['max']:.0f} ms"
+                f" | {r['rtp_queues_frames']['send']['p50']:.0f}"
+                f" | {r['load1_at_start']:.2f} | {'yes' if r['budgets_met'] else 'no'} |")
+        steps = sorted({s for r in levels for s in r["steps"]})
+        out.append("\n| step (server's samples), p50 / p95 ms | "
+                   + " | ".join(f"{r['calls']} calls" for r in levels) + " | budget |")
+        out.append("|---|" + "---:|" * (len(levels) + 1))
+        for step in steps:
+            budget = next((r["steps"][step].get("budget") for r in levels
+                           if step in r["steps"]), None)
+            out.append(f"| {step} | " + " | ".join(cell(r["steps"].get(step)) for r in levels)
+                       + f" | {budget or ''} |")
+        out.append("\nDegraded per level: " + "; ".join(
+            f"{r['calls']}: {', '.join(sorted(set(r['degraded']))) or '—'}" for r in levels))
+    return "\n".join(out)
+
+
 async def amain(args: argparse.Namespace) -> dict:
     from switchboard.models.bundle import ModelBundle
 
@@ -1090,6 +1222,7 @@ async def amain(args: argparse.Namespace) -> dict:
                                " p10 floor + 10 dB, -55 dBFS), on the μ-law audio sent",
                    "barge_stopped_s": STOPPED_S},
     }
+    result["code"] = code_state()
     bench = Bench(settings, bundle, workdir)
     await bench.start()
     try:
@@ -1110,8 +1243,8 @@ async def amain(args: argparse.Namespace) -> dict:
     if "baseline" in parts:
         replies = {t["clip"]: t["reply"] for t in result.get("v2v", {}).get("turns", [])
                    if t.get("reply")}
-        print("pipecat baseline: same clips, in-process, real time", flush=True)
-        result["baseline"] = await part_baseline(clips, replies)
+        print("pipecat baseline: same clips, real time, in a fresh process", flush=True)
+        result["baseline"] = await baseline_process([c.path for c in clips], replies, workdir)
         if "v2v" in result:
             ours = {t["clip"]: t["v2v_ms"] for t in result["v2v"]["turns"] if "v2v_ms" in t}
             base = {r["clip"]: r["v2v_ms"] for r in result["baseline"]["clips"]
@@ -1152,7 +1285,20 @@ def main() -> None:
     ap.add_argument("--stagger", type=float, default=0.7, help="seconds between call starts")
     ap.add_argument("--json", default="out/bench_sip.json")
     ap.add_argument("--keep", default="", help="copy the pcaps and callers' audio here")
+    ap.add_argument("--markdown", default="", help="print a result JSON as markdown; no run")
+    ap.add_argument("--baseline-worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.baseline_worker:
+        from loguru import logger
+
+        logger.remove()
+        baseline_worker(Path(args.baseline_worker[0]), Path(args.baseline_worker[1]))
+        return
+    if args.markdown:
+        import json
+
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return
     import logging
 
     from loguru import logger
