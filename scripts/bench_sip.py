@@ -1106,13 +1106,13 @@ def code_state() -> dict[str, Any]:
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
+                                  timeout=10).stdout
         except (OSError, subprocess.SubprocessError):
             return ""
 
     changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no")
                .splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "changed": changed}
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "changed": changed}
 
 
 def markdown(result: dict) -> str:
