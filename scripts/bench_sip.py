@@ -22,8 +22,8 @@ pcap is read afterwards:
   number; its capture time is the moment it left sipp.
 - *bot's reply*: the first packet to the caller's listener after that moment that is not
   silence (peak |sample| above ``AUDIBLE``; the mixer sends digital zeros when nobody
-  speaks). A turn where the bot was still audible in the 100 ms before the speech end is
-  not measured (counted as ``overlap``).
+  speaks). A turn where the bot was audible in the 600 ms before the speech end is not
+  measured (counted as ``overlap``).
 - *barge-in*: a second clip starts while the reply to the first plays; from the packet
   carrying its first speech sample to the last audible reply packet before the bot stays
   silent for 500 ms (longer than the pauses inside a reply). The server's own
@@ -304,6 +304,7 @@ def capture(path: Path, callers: list[Caller]) -> Iterator[None]:
     ports = " or ".join(f"src port {c.media_port} or dst port {c.rtp_port}" for c in callers)
     proc = _popen([tcpdump, "-i", "lo", "-n", "-U", "-s", "256", "-w", str(path),
                    f"udp and ({ports})"])
+    # Blocking here is harmless: no call is live before the block or after it.
     try:
         _wait_listening(proc)
         yield
@@ -352,10 +353,14 @@ def read_pcap(path: Path) -> list[Packet]:
         sec, frac, incl, _orig = struct.unpack(endian + "IIII", data[pos: pos + 16])
         frame = data[pos + 16: pos + 16 + incl]
         pos += 16 + incl
+        if len(frame) < incl:
+            break  # the record tcpdump was writing when it was stopped
         ip = frame[link_len:]
         if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
             continue
         udp = ip[(ip[0] & 0x0F) * 4:]
+        if len(udp) < 8:
+            continue
         sport, dport, ulen = struct.unpack("!HHH", udp[:6])
         rtp = udp[8:ulen]
         if len(rtp) < 12 or rtp[0] >> 6 != 2:
@@ -416,7 +421,9 @@ def v2v_turns(caller: Caller, wire: WireCall) -> list[dict]:
         if t_end is None:
             turns.append(row | {"status": "lost"})
             continue
-        before = [a for t, a in wire.heard if t_end - 0.1 <= t < t_end]
+        # A reply still playing (maybe in a pause between phrases) would make the next
+        # audible packet its own, not this turn's reply.
+        before = [a for t, a in wire.heard if t_end - 0.6 <= t < t_end]
         if any(before):
             turns.append(row | {"status": "overlap"})
             continue
