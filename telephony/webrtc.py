@@ -104,6 +104,8 @@ class WebRtcEdge:
         self.on_hold: Callable[[bool], None] | None = None
         self.outbound = OutboundTrack()
         self.channel: RTCDataChannel | None = None
+        # Messages for the page before its channel opens (it opens after DTLS).
+        self._unsent: deque[str] = deque(maxlen=100)
         #: Why the connection ended ("closed", "no media", "ice failed", our reason).
         self.ended: str | None = None
         self.frames_in = 0
@@ -169,6 +171,8 @@ class WebRtcEdge:
             return
         self.channel = channel
         channel.on("message", self._message)
+        while self._unsent and channel.readyState == "open":
+            channel.send(self._unsent.popleft())
 
     def _message(self, message: str | bytes) -> None:
         # Only key presses come from the page; anything else is ignored (bounded size).
@@ -183,9 +187,11 @@ class WebRtcEdge:
             self.on_dtmf(digit)
 
     def notify(self, message: dict) -> None:
-        """Send ``message`` to the page over the ``events`` channel (if it is open)."""
+        """Send ``message`` to the page over the ``events`` channel (kept until it opens)."""
         channel = self.channel
-        if channel is not None and channel.readyState == "open":
+        if channel is None:
+            self._unsent.append(json.dumps(message))
+        elif channel.readyState == "open":
             try:
                 channel.send(json.dumps(message))
             except Exception:  # noqa: BLE001 - a closing channel loses the message

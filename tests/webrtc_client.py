@@ -18,6 +18,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 RATE = 16000
 SAMPLES = 320
+#: The project root: where ``python -m tests.webrtc_client`` runs from.
+ROOT_HINT = str(__import__("pathlib").Path(__file__).resolve().parents[1])
 
 
 class RecordingTrack(MediaStreamTrack):
@@ -66,8 +68,8 @@ class PeerResult:
 
 
 async def call_bot(base_url: str, pcm: np.ndarray, listen_s: float = 3.0,
-                   channel_label: str = "events", track: RecordingTrack | None = None
-                   ) -> PeerResult:
+                   channel_label: str = "events", track: RecordingTrack | None = None,
+                   on_answer=None) -> PeerResult:
     """One call to the bot over WebRTC; returns once the recording and ``listen_s`` have
     played (or the server ended the call)."""
     result = PeerResult()
@@ -113,6 +115,8 @@ async def call_bot(base_url: str, pcm: np.ndarray, listen_s: float = 3.0,
             return result
         result.call_id = body["call_id"]
         await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], body["type"]))
+        if on_answer is not None:
+            on_answer(result.call_id)
         try:
             await asyncio.wait_for(ended.wait(), len(pcm) / RATE + listen_s)
         except TimeoutError:
@@ -124,3 +128,14 @@ async def call_bot(base_url: str, pcm: np.ndarray, listen_s: float = 3.0,
             task.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
     return result
+
+
+if __name__ == "__main__":
+    # A caller in its own process, for tests that kill it mid-call (a peer that vanishes):
+    # python -m tests.webrtc_client URL SECONDS — prints the call id once answered.
+    import sys
+
+    seconds = float(sys.argv[2])
+    tone = (np.sin(np.arange(int(seconds * RATE)) * 2 * np.pi * 440 / RATE) * 3000)
+    asyncio.run(call_bot(sys.argv[1], tone.astype(np.int16), listen_s=0.0,
+                         on_answer=lambda call_id: print(call_id, flush=True)))
