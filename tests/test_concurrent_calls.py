@@ -77,3 +77,27 @@ def test_a_call_after_a_failing_one_starts_on_top(data, bundle, settings_factory
     good = asyncio.run(run_call(good_rec, good_settings, bundle, realtime=False))
     assert good.rungs == TOP
     assert {e.model for e in good.events if e.kind == "transcript_final"} == {"tiny.en"}
+
+
+def test_calls_starting_together_on_a_cold_bundle(data, settings_factory):
+    """Three calls start at once on a bundle nothing was loaded into: their graphs load the
+    models concurrently (each model once, under its own lock) and every call is transcribed
+    as it is alone."""
+    from switchboard.models.bundle import ModelBundle
+
+    settings = generous_budgets(settings_factory())
+    bundle = ModelBundle(settings)
+    recs = [load(data / "asr" / "pocketsphinx" / "goforward.wav"),
+            load(data / "asr" / "whisper" / "jfk_16k.wav"),
+            load(data / "asr" / "asterisk_8k" / "1-for-am-2-for-pm.wav")]
+
+    async def all_three():
+        return await asyncio.gather(*[run_call(r, settings, bundle, realtime=False)
+                                      for r in recs])
+
+    results = asyncio.run(all_three())
+    assert wer("go forward ten meters", " ".join(results[0].finals())) == 0
+    assert wer(JFK, " ".join(results[1].finals())) < 0.05
+    assert wer("Press 1 for A.M, or 2 for P.M.", " ".join(results[2].finals())) <= 1 / 7
+    assert list(bundle._asr) == ["tiny.en"]  # one Whisper for all three
+    assert all(r.rungs == TOP and r.status == "completed" for r in results)
