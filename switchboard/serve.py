@@ -45,6 +45,8 @@ class Running:
     metrics: Metrics
     media_streams: MediaStreamGateway | None = None
     webrtc: WebRtcGateway | None = None
+    #: The agents' page, once the server serves one.
+    agent_page: str = ""
 
     @property
     def media_stream_url(self) -> str:
@@ -114,15 +116,24 @@ async def serve(settings: Settings, bundle,
 
 
 def banner(running: Running) -> str:
-    """What a person needs to start: where to call and how to read the API."""
+    """What a person needs to start: where to go, where to call, how to read the API."""
+    # A browser treats only localhost as a secure context (microphone allowed) and cannot
+    # open 0.0.0.0: pages are offered on 127.0.0.1 when the server listens everywhere.
+    pages = running.http_url.replace("://0.0.0.0:", "://127.0.0.1:")
     lines = [
         "Switchboard is running.",
+        f"  Call the bot from your browser:  {pages}/call",
+    ]
+    if running.agent_page:
+        lines.append(f"  Agents take handed-off calls:    {pages}{running.agent_page}"
+                     "  (switchboard users add NAME --role agent)")
+    lines += [
+        f"  Dial from a SIP phone:           {running.sip_uri} (UDP or TCP)",
+        f"  Twilio Media Streams:            {running.media_stream_url}",
         f"  HTTP      {running.http_url}  (health: /health, metrics: /metrics)",
         f"  API token {running.token}",
         f"            curl -H 'Authorization: Bearer {running.token}' "
         f"{running.http_url}/api/calls",
+        "Ctrl-C ends every call cleanly and stops.",
     ]
-    lines.append(f"  SIP       dial {running.sip_uri} from a softphone (UDP or TCP)")
-    lines.append(f"  Twilio    media stream to {running.media_stream_url}")
-    lines.append("Ctrl-C ends every call cleanly and stops.")
     return "\n".join(lines)

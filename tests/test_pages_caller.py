@@ -7,6 +7,7 @@ must receive the bot's voice (its level measured in the page by a Web Audio anal
 
 from __future__ import annotations
 
+import re
 import shutil
 import wave
 from pathlib import Path
@@ -64,7 +65,10 @@ def test_the_caller_page_calls_the_bot_from_chromium(settings, bundle, data, tmp
                 page = await chromium.new_page()
                 logs: list[str] = []
                 page.on("console", lambda m: logs.append(m.text))
-                await page.goto(f"{running.http_url}/call")
+                # The page the banner sends a new user to is the one that calls the bot.
+                url = re.search(r"browser:\s+(\S+)", serve.banner(running)).group(1)
+                assert url == f"{running.http_url}/call"
+                await page.goto(url)
                 await page.click("#call")
                 try:
                     await page.wait_for_function(
