@@ -113,3 +113,18 @@ def test_starting_a_call_does_not_stall_the_loop(data, settings_factory):
     worst = asyncio.run(scenario())
     print(f"longest loop stall while a call started: {1000 * worst:.0f} ms")
     assert worst < 0.150, f"the loop stalled {1000 * worst:.0f} ms"
+
+
+def test_the_caller_graph_answers_only_while_the_bot_is_active(bundle, data, settings_factory):
+    """``policy.mode`` other than "bot" (an agent has the caller): the caller is still
+    transcribed and understood, and the bot says nothing."""
+    settings = generous_budgets(settings_factory(policy={"mode": "coach"}))
+    rec = load(data / "asr" / "whisper" / "jfk_16k.wav")
+    ctx = CallContext("m1", settings)
+    spoken: list = []
+    result = asyncio.run(run_source(file_source.frames(rec, realtime=False), rec.path, ctx,
+                                    bundle, on_reply_audio=spoken.append))
+    kinds = {e.kind for e in result.events}
+    assert {"transcript_final", "intent", "knowledge"} <= kinds
+    assert not kinds & {"bot_reply", "reply_audio"} and spoken == []
+    assert not result.stereo[:, 1].any()
