@@ -167,19 +167,27 @@ class CallGraph:
         propagates, and the bus history keeps every event published so far. An exception
         from ``source`` stops the graph the same way and propagates.
         """
-        if not self.processors:
-            await asyncio.to_thread(self.build)
-        task = PipelineTask(
-            Pipeline(self.processors),
-            params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=16000),
-            enable_rtvi=False,
-            enable_turn_tracking=False,
-            idle_timeout_secs=None,
-            cancel_on_idle_timeout=False,
-        )
-        runner = PipelineRunner(handle_sigint=False)
         run_task: asyncio.Task | None = None
         try:
+            if not self.processors:
+                built = asyncio.ensure_future(asyncio.to_thread(self.build))
+                try:
+                    await asyncio.shield(built)
+                except asyncio.CancelledError:
+                    # The thread cannot be stopped: let it finish, so the stages it made
+                    # are closed below rather than left with their monitors counted live.
+                    await asyncio.wait([built])
+                    raise
+            task = PipelineTask(
+                Pipeline(self.processors),
+                params=PipelineParams(audio_in_sample_rate=16000,
+                                      audio_out_sample_rate=16000),
+                enable_rtvi=False,
+                enable_turn_tracking=False,
+                idle_timeout_secs=None,
+                cancel_on_idle_timeout=False,
+            )
+            runner = PipelineRunner(handle_sigint=False)
             await self.prewarm()
             await runner.add_workers(task)
             run_task = asyncio.get_running_loop().create_task(

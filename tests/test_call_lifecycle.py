@@ -87,3 +87,35 @@ def test_a_failing_source_is_recorded_as_failed(bundle, data, settings_factory, 
     assert record["status"] == "failed" and "RTP stream lost" in record["error"]
     assert record["events"] == len(ctx.bus.history)
     assert any(e.kind == "speech_started" for e in ctx.bus.history)
+
+
+def test_a_call_cancelled_while_its_graph_is_built(settings_factory, tmp_path):
+    """Hung up before the graph was even built (a cold bundle takes seconds): the build
+    finishes on its thread, the call is recorded as a hang-up, no stage stays counted as a
+    live call on its rung, and nothing is left running."""
+    from switchboard.models.bundle import ModelBundle
+
+    settings = settings_factory()
+    bundle = ModelBundle(settings)  # cold: building the graph loads the models
+    store = CallStore(f"sqlite:///{tmp_path}/calls.db")
+    ctx = CallContext(call_id="c3", settings=settings)
+
+    async def silence():
+        while True:
+            await asyncio.sleep(1)
+            yield  # never reached before the cancellation
+
+    async def scenario():
+        task = asyncio.ensure_future(run_source(silence(), "edge", ctx, bundle, store=store))
+        await asyncio.sleep(0.05)  # inside the build
+        task.cancel(CallEnd.HANGUP)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+        return _others()
+
+    assert run_within(scenario(), 60) == []
+    assert store.call("c3")["status"] == "hangup"
+    live = [s for s in ctx.metrics.registry.collect()
+            if s.name == "switchboard_stage_calls_on_rung"]
+    assert live and all(sample.value == 0 for m in live for sample in m.samples)
