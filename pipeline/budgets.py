@@ -43,7 +43,8 @@ class Metrics:
             ["stage", "rung"], registry=self.registry,
         )
         self.on_rung = Gauge(
-            "switchboard_stage_calls_on_rung", "Live calls whose stage is on this rung",
+            "switchboard_stage_calls_on_rung",
+            "Live calls whose stage is on this rung of its ladder (stages with a ladder)",
             ["stage", "rung"], registry=self.registry,
         )
         self.errors = Counter(
@@ -106,8 +107,11 @@ class StageMonitor:
         self._metrics = metrics
         self._samples = samples if samples is not None else CallSamples()
         self.level = 0
-        self._closed = False
-        metrics.on_rung.labels(stage=stage, rung=self.rung).inc()
+        # Only a stage with somewhere to go is counted per rung: a one-rung monitor (the
+        # call-path steps, the policy) would only grow the gauge of calls never closed.
+        self._closed = len(self.ladder) < 2
+        if not self._closed:
+            metrics.on_rung.labels(stage=stage, rung=self.rung).inc()
 
     @property
     def rung(self) -> str:
@@ -157,7 +161,8 @@ class StageMonitor:
         return level
 
     def close(self) -> None:
-        """The call is over: it no longer counts among the live calls on its rung."""
+        """The call is over: it no longer counts among the live calls on its rung (the
+        owner of a monitor calls this when its call ends; a graph's stages do)."""
         if not self._closed:
             self._closed = True
             self._metrics.on_rung.labels(stage=self.stage, rung=self.rung).dec()
