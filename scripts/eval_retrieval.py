@@ -10,8 +10,10 @@ embedding only (MiniLM cosine, lexical_weight 0). Two sets, reported apart: the
 utterances the project authored (4 per subflow) and the real customer turns from ABCD's
 three sample dialogues. The index covers all 55 articles whatever ``--limit`` says; the
 limit only picks the first N subflows' utterances (the sample turns are always run).
-The intent few-shot file (pipeline/data/intents/abcd.toml) is not used: retrieval is over
-the knowledge-base articles only.
+The index reads each article with its flow's example phrases (the intent few-shot file,
+pipeline/data/intents/abcd.toml; see pipeline/retrieval.py); ``articles_only`` is the hybrid
+without them, as before. ``--dev`` adds the leave-one-out over those phrases (each held out
+of the index and asked) on which that design was chosen, not on the held-out utterances.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from collections import Counter
 from pathlib import Path
 
 import _common  # noqa: F401  (puts the project on sys.path)
+import numpy as np
 from _common import ABCD_EVAL, Query, abcd_queries, machine, p50_p95, write_json
 from switchboard.models.bundle import ModelBundle
-from switchboard.pipeline.retrieval import HybridIndex
+from switchboard.models.embedder import encode_cached
+from switchboard.pipeline.retrieval import BM25, HybridIndex, bundled_examples
 
 from switchboard.config import load_settings
 
-METHODS = ("hybrid", "lexical", "embedding")
+METHODS = ("hybrid", "lexical", "embedding", "articles_only")
 SETS = ("authored", "sample")
 CUTOFFS = (1, 3)
 
@@ -108,8 +112,43 @@ def build_indexes(settings) -> tuple[list, dict[str, tuple[HybridIndex, bool]]]:
     articles, index = bundle.knowledge()
     embedding_only = HybridIndex(articles, bundle.embedder(), lexical_weight=0.0,
                                  cache_dir=bundle.embedding_cache)
+    articles_only = HybridIndex(articles, bundle.embedder(), index.lexical_weight,
+                                bundle.embedding_cache, examples={})
     return articles, {"hybrid": (index, False), "lexical": (index, True),
-                      "embedding": (embedding_only, False)}
+                      "embedding": (embedding_only, False),
+                      "articles_only": (articles_only, False)}
+
+
+def leave_one_out(articles, embedder, cache_dir, weights=(0.0, 0.1, 0.2)) -> dict:
+    """Recall@3 of each intent example phrase with itself held out of the index, for
+    phrases in BM25 or not, per lexical weight: the dev set the design was chosen on."""
+    examples = bundled_examples()
+    phrases = [examples.get(a.id, []) for a in articles]
+    texts = [t for p in phrases for t in p]
+    owner = np.array([i for i, p in enumerate(phrases) for _ in p])
+    vectors = encode_cached(embedder, texts, cache_dir)
+    summaries = encode_cached(embedder, [a.summary for a in articles], cache_dir)
+    plain = BM25([a.passage for a in articles])
+    out = {}
+    for in_bm25 in (False, True):
+        hits = {w: 0 for w in weights}
+        for row, (text, gold) in enumerate(zip(texts, owner, strict=True)):
+            if in_bm25:
+                docs = [" ".join([a.passage, *(t for t in p if t != text)])
+                        for a, p in zip(articles, phrases, strict=True)]
+                lex = BM25(docs).scores(text)
+            else:
+                lex = plain.scores(text)
+            lex = lex / lex.max() if lex.max() > 0 else lex
+            sims = vectors @ vectors[row]
+            sims[row] = -1.0  # the phrase itself is held out
+            sem = summaries @ vectors[row]
+            np.maximum.at(sem, owner, sims)
+            for w in weights:
+                hits[w] += gold in np.argsort(-(w * lex + (1 - w) * sem))[:3]
+        for w in weights:
+            out[f"weight={w},phrases_in_bm25={in_bm25}"] = hits[w] / len(texts)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -120,6 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--kb-dir", default=None, help="overrides settings nlu.kb_dir")
     ap.add_argument("--lexical-weight", type=float, default=None,
                     help="overrides settings nlu.lexical_weight for the hybrid method")
+    ap.add_argument("--dev", action="store_true",
+                    help="also run the leave-one-out over the intent example phrases")
     ap.add_argument("--json", default="out/eval_retrieval.json")
     args = ap.parse_args(argv)
 
@@ -161,6 +202,12 @@ def main(argv: list[str] | None = None) -> dict:
         "methods": list(indexes),
         **report,
     }
+    if args.dev:
+        bundle = ModelBundle(settings)
+        dev = leave_one_out(articles, bundle.embedder(), bundle.embedding_cache)
+        for k, v in dev.items():
+            print(f"dev leave-one-out recall@3 {k}: {v:.3f}")
+        payload["dev_leave_one_out_recall@3"] = dev
     write_json(args.json, payload)
     return payload
 

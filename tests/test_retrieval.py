@@ -43,3 +43,25 @@ def test_index_cache_is_reused_and_follows_the_text(bundle, data, tmp_path):
     edited = [dataclasses.replace(articles[0], title="Recover a lost username")] + articles[1:]
     HybridIndex(edited, bundle.embedder(), cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.npy"))) == 2
+
+
+def test_example_phrases_index_their_article(data):
+    articles = load_abcd(data / "kb" / "abcd")
+    # A caller's words that no article uses: only the phrase links them to the flow.
+    query = "my parcel went to the neighbours instead of me"
+    phrases = {"status": ["my parcel went to the neighbours"]}
+    with_phrases = HybridIndex(articles, None, examples=phrases)
+    assert with_phrases.search(query, k=1, lexical_only=True)[0].id == "status"
+    bare = HybridIndex(articles, None, examples={})
+    assert bare.search(query, k=1, lexical_only=True)[0].id != "status"
+
+
+def test_bundled_phrases_are_used_by_default_and_raise_recall(bundle, data):
+    articles = load_abcd(data / "kb" / "abcd")
+    cache = bundle.embedding_cache
+    default = HybridIndex(articles, bundle.embedder(), cache_dir=cache)
+    bare = HybridIndex(articles, bundle.embedder(), cache_dir=cache, examples={})
+    # An indirect request in the classifier's few-shot file for reset_2fa.
+    query = "I got a new phone and now the login code goes to my old one"
+    assert default.search(query, k=1)[0].id == "reset_2fa"
+    assert default._vectors.shape[0] > bare._vectors.shape[0] == len(articles)
