@@ -10,6 +10,7 @@ how it went (:class:`ActionResult`). Two implementations:
 
 Wiring, in the policy stage::
 
+    actions = actions_from(settings.dialogue)             # once per process
     reply = manager.turn(text, intent, confidence)        # DialogueReply
     if reply.action is not None:
         try:
@@ -400,5 +401,16 @@ def _result(body: Any, url: str) -> ActionResult:
                         handoff=bool(body.get("handoff", False)))
 
 
+def actions_from(options) -> Actions:
+    """The implementation ``[dialogue]`` asks for (``actions = "demo" | "webhook"``)."""
+    if options.actions == "demo":
+        return DemoActions()
+    if options.actions == "webhook":
+        return WebhookActions(options.webhook_url, options.webhook_token,
+                              options.webhook_timeout_s)
+    raise ValueError(f"dialogue.actions must be \"demo\" or \"webhook\", not "
+                     f"{options.actions!r}")
+
+
 __all__ = ["ActionError", "ActionKind", "ActionRequest", "ActionResult", "Actions",
-           "DemoActions", "DemoStore", "WebhookActions", "demo_store"]
+           "DemoActions", "DemoStore", "WebhookActions", "actions_from", "demo_store"]

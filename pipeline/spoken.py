@@ -79,7 +79,15 @@ _TOKEN = re.compile(r"[a-z]+|\d+|[^\sa-z\d]")
 
 
 def _tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower().replace("\u2019", "'"))
+    return _TOKEN.findall(despell(text).lower().replace("\u2019", "'"))
+
+
+_SPELT = re.compile(r"\b([A-Za-z0-9])[-.](?=[A-Za-z0-9]\b)")
+
+
+def despell(text: str) -> str:
+    """Joins characters Whisper writes spelt out: "J-O-H-N" -> "JOHN", "1-7-3-4" -> "1734"."""
+    return _SPELT.sub(r"\1", text.replace("\u2019", "'"))
 
 
 def _is_number_word(tok: str) -> bool:
@@ -238,7 +246,8 @@ def parse_phone(text: str) -> str | None:
 
 def _id_chars(text: str) -> list[str]:
     """Letters and digits of a spelt identifier, in runs ended by ordinary words."""
-    raw = re.findall(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]", text.replace("\u2019", "'"))
+    # Contractions stay whole: the "s" of "it's" is not a spelt letter.
+    raw = re.findall(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?|[^\sA-Za-z0-9]", despell(text))
     toks = [t.lower() for t in raw]
     runs: list[str] = []
     cur = ""
@@ -302,7 +311,7 @@ def _strip_lead_in(text: str) -> str:
 def parse_username(text: str) -> str | None:
     """A username such as ABCD's "cminh730": the words after any lead-in, joined, with
     digit words as digits ("c minh seven three zero" -> "cminh730")."""
-    rest = _strip_lead_in(text)
+    rest = despell(_strip_lead_in(text))
     rest = re.sub(r"\b([a-z])\.\s*", r"\1", rest, flags=re.IGNORECASE)  # "C. Minh"
     rest = re.sub(r"[.!?,]+$", "", rest)
     toks = _tokens(rest)
@@ -343,7 +352,7 @@ def parse_email(text: str) -> str | None:
     if written:
         return written.group(0).strip(".")
     # Spoken: find " at " followed by a domain with at least one "dot" / ".".
-    toks = re.findall(r"[a-z0-9]+(?:\.[a-z0-9]+)*|[@_-]", low)
+    toks = re.findall(r"[a-z0-9]+(?:\.[a-z0-9]+)*|[@_-]", despell(low))
     for k, t in enumerate(toks):
         if t not in ("at", "@"):
             continue
@@ -639,7 +648,10 @@ _CUES = [
     ("username", re.compile(r"\buser\s*(name|id)\b", re.I)),
     ("zip_code", re.compile(r"\b(zip|postal)\b", re.I)),
     ("phone", re.compile(r"\b(phone|cell|mobile)\b|\(\d{3}\)", re.I)),
-    ("customer_name", re.compile(r"\bmy (full )?name is\b|\bname's\b|\bthis is\b", re.I)),
+    # "this is" names someone only before a capitalised word: "this is Jane Demo", not
+    # "this is ridiculous".
+    ("customer_name", re.compile(r"(?i:\bmy (full )?name is\b|\bname's\b)|"
+                                 r"\b[Tt]his is (?=[A-Z])")),
     ("membership_level", re.compile(r"\b(gold|silver|bronze)\b.*\b(member|level|status)\b|"
                                     r"\b(member|level|status)\b.*\b(gold|silver|bronze)\b",
                                     re.I)),
@@ -663,11 +675,13 @@ def find_slots(text: str) -> dict[str, SlotValue]:
 
 # ------------------------------------------------------------------------------ yes / no
 
+_FILLER = r"^\W*(?:(?:uh+|um+|er+|erm|oh|well|hmm+|ah)\b\W*)*"
 _YES = re.compile(
-    r"^\W*(yes|yeah|yep|yup|yea|correct|right|exactly|uh-huh|mm-hmm|sure|affirmative|"
+    _FILLER + r"(yes|yeah|yep|yup|yea|correct|right|exactly|uh-huh|mm-hmm|sure|affirmative|"
     r"perfect|that's (right|correct|it)|that is (right|correct)|you got it|spot on)\b", re.I)
 _NO = re.compile(
-    r"^\W*(no|nope|nah|not quite|not really|that's (wrong|not right|not it|incorrect)|"
+    _FILLER + r"(?:(?:no|nope)\W+)*(no|nope|nah|not quite|not really|"
+    r"that's (wrong|not right|not it|incorrect)|"
     r"that is (wrong|not right|incorrect)|wrong|incorrect|actually|sorry|oops)\b[\s,.!-]*",
     re.I)
 _NEW_VALUE = re.compile(

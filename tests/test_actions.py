@@ -11,8 +11,10 @@ from switchboard.pipeline.actions import (
     ActionRequest,
     DemoActions,
     WebhookActions,
+    actions_from,
 )
 
+from switchboard.config import DialogueOptions
 from tests.helpers import run_within
 
 
@@ -182,3 +184,13 @@ def test_webhook_unreachable_and_bad_url():
     with pytest.raises(ValueError):
         WebhookActions("ftp://crm")
     assert json.dumps(ActionRequest(ActionKind.PROMO_CODE, {}).to_json())
+
+
+def test_actions_from_the_settings():
+    assert isinstance(actions_from(DialogueOptions()), DemoActions)
+    hook = actions_from(DialogueOptions(actions="webhook", webhook_url="http://crm:8000/x/",
+                                        webhook_token="t", webhook_timeout_s=2.0))
+    assert isinstance(hook, WebhookActions)
+    assert (hook.base_url, hook.token, hook.timeout_s) == ("http://crm:8000/x", "t", 2.0)
+    with pytest.raises(ValueError):
+        actions_from(DialogueOptions(actions="crm"))

@@ -67,12 +67,15 @@ def test_digit_runs(text, runs):
     ("email", "It's c minh seven three zero at email dot com", "cminh730@email.com"),
     ("email", "my email address is aphoenix939 at email.com", "aphoenix939@email.com"),
     ("email", "j underscore smith at yahoo dot co dot uk please", "j_smith@yahoo.co.uk"),
+    ("email", "J-O-H-N dot S-M-I-T-H at gmail.com", "john.smith@gmail.com"),
+    ("email", "Sure, my email is john.smith@gmail.com.", "john.smith@gmail.com"),
     ("email", "I don't know it", None),
     # usernames: ABCD's are initial + last name + 3 digits
     ("username", "Username: cminh730", "cminh730"),
     ("username", "it's c minh seven three zero", "cminh730"),
     ("username", "My username is aphoenix939.", "aphoenix939"),
     ("username", "C. Minh 730", "cminh730"),
+    ("username", "C-M-I-N-H 7-3-0.", "cminh730"),
     # account IDs: letters and digits
     ("account_id", "My account ID is QJCTZ9YTGW.", "QJCTZ9YTGW"),
     ("account_id", "q j c t z nine y t g w", "QJCTZ9YTGW"),
@@ -81,6 +84,7 @@ def test_digit_runs(text, runs):
      "QJCTZ9YTGW"),
     ("account_id", "I don't know it", None),
     ("account_id", "bravo double x seven seven one", "BXX771"),
+    ("account_id", "It's Q-J-C-T-Z-9-Y-T-G-W.", "QJCTZ9YTGW"),
     # names
     ("customer_name", "Crystal Minh", "Crystal Minh"),
     ("customer_name", "my name is alessandro phoenix.", "Alessandro Phoenix"),
@@ -146,7 +150,10 @@ def test_unknown_slot_is_an_error():
     ("Correct.", "yes", ""),
     ("That's right.", "yes", ""),
     ("that's correct", "yes", ""),
+    ("Uh, yes.", "yes", ""),
     ("No.", "no", ""),
+    ("No, no, no. It's 94107.", "correction", "94107"),
+    ("Um, no.", "no", ""),
     ("No, that's not it.", "no", ""),
     ("Nope", "no", ""),
     ("No, it's 1735.", "correction", "1735"),
@@ -179,6 +186,8 @@ def test_a_correction_renormalises():
     ("Hi, my name is Crystal Minh and I need to return an item",
      {"customer_name": "Crystal Minh"}),
     ("I want to return the jeans I bought", {}),
+    ("This is ridiculous, my order never came", {}),
+    ("Hi, this is Joyce Wu calling about my bill", {"customer_name": "Joyce Wu"}),
 ])
 def test_find_slots(text, expected):
     assert {k: v.value for k, v in find_slots(text).items()} == expected
