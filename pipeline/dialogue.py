@@ -349,6 +349,8 @@ _FREE_FORM = {"customer_name", "new_customer_name", "street_address", "new_stree
 _DONE_WORDS = re.compile(r"\b(no|nope|nothing|that's (all|it|everything)|that is all|"
                          r"i'?m (good|fine|all set)|all set|bye|goodbye)\b", re.I)
 _YES_START = re.compile(r"^\W*(yes|yeah|yep|sure|please|actually|also)\b", re.I)
+_THANKS_ONLY = re.compile(r"^\W*((ok(ay)?|perfect|great|awesome|cool|lovely|fine|good)\W+)*"
+                          r"(thanks|thank you|thank you so much|cheers)\b[\W\w]{0,40}$", re.I)
 
 
 class DialogueManager:
@@ -424,6 +426,8 @@ class DialogueManager:
     def _start_or_clarify(self, text: str, intent: str, confidence: float) -> DialogueReply:
         if intent in self.plans and intent != OUT_OF_SCOPE:
             return self._start(intent, text, self._phrase("ack"))
+        if self.state.done and self._is_goodbye(text):
+            return self._goodbye()
         return self._clarify()
 
     def _start(self, flow: str, text: str, lead: str) -> DialogueReply:
@@ -444,23 +448,40 @@ class DialogueManager:
         st = self.state
         plan = self.plans[st.flow]
         asked = st.asked or ""
-        value = self._parse_for(asked, text, free_form=False)
-        if value is None and set(asked.split("|")) & _FREE_FORM \
-                and self._is_new_topic(intent, confidence) and len(text.split()) >= 4:
+        # The answer may be for another value of the same step: asked for the order ID,
+        # the caller gives the username first ("2 of order ID, email, username").
+        slots = self._answerable(plan, asked)
+        cued = self._fill_volunteered(text, plan, overwrite=True)
+        if cued:
+            # A cue word names the value ("Order ID: 3348917502"): it goes where it says,
+            # even when another value was asked for.
+            asked_and_cued = [s for s in slots if s in cued]
+            if asked_and_cued:
+                return self._after_fill(asked_and_cued[0])
+            return self._advance(self._phrase("thanks"))
+        value = self._parse_for(slots, text, free_form=False)
+        if value is None and set(slots) & _FREE_FORM and self._is_new_topic(
+                intent, confidence, text):
             # "Actually, I also want to ask about ..." reads as a name; the intent wins.
             return self._start(intent, text, self._phrase("topic", plan=self.plans[intent]))
         if value is None:
-            value = self._parse_for(asked, text, free_form=True)
+            value = self._parse_for(slots, text, free_form=True)
         if value is not None:
-            self._fill_volunteered(text, plan)
             self._set(value.slot, value)
             return self._after_fill(value.slot)
-        self._fill_volunteered(text, plan)
-        if self._is_new_topic(intent, confidence):
+        if self._is_new_topic(intent, confidence, text):
             return self._start(intent, text, self._phrase("topic", plan=self.plans[intent]))
         if self._requirement_met_for(asked):
             return self._advance(self._phrase("thanks"))
         return self._reask(asked)
+
+    def _answerable(self, plan: FlowPlan, asked: str) -> list[str]:
+        """The asked slot(s), then the other unfilled slots of the same step."""
+        slots = [s for s in asked.split("|") if s]
+        for req in plan.requirements:
+            if set(slots) & set(req.slots):
+                slots += [s for s in req.slots if s not in slots and s not in self.state.slots]
+        return slots
 
     def _on_confirm(self, text: str, intent: str, confidence: float) -> DialogueReply:
         st = self.state
@@ -479,20 +500,40 @@ class DialogueManager:
         if c.kind == "no":
             st.slots.pop(slot, None)
             return self._ask(slot, lead="Okay, let's try again.", second=True)
-        # Neither yes nor no: the value said again differently is a correction; a new
-        # request is a topic change; anything else, ask again.
-        value = normalise(slot, text)
+        # Neither yes nor no: a value named by its cue word goes to its slot; the value
+        # said again differently is a correction; a new request is a topic change;
+        # anything else, ask again.
+        plan = self.plans[st.flow]
+        cued = self._fill_volunteered(text, plan, overwrite=False)
+        if slot in cued:
+            return self._readback(slot, lead="")
+        value = None if cued else normalise(slot, text)
         if value is not None and value.value != st.slots[slot].value:
             self._set(slot, value)
             return self._readback(slot, lead="")
-        if self._is_new_topic(intent, confidence):
+        # The caller went on to the next value without objecting ("aphoenix939" read
+        # back, "7916676427" said): the read-back stands (an implicit yes), and the new
+        # value is read back in turn.
+        others = [s for s in self._answerable(plan, self._next_missing(plan) or "")
+                  if s not in st.slots]
+        moved_on = None if cued else self._parse_for(others, text, free_form=False)
+        if moved_on is not None:
+            self._set(moved_on.slot, moved_on)
+        if cued or moved_on is not None:
+            st.slots[slot].confirmed = True
+            return self._advance("")
+        if self._is_new_topic(intent, confidence, text):
             return self._start(intent, text, self._phrase("topic", plan=self.plans[intent]))
+        st.asks += 1
+        if st.asks > self.options.max_asks:
+            return self._handoff("not_collected", f"{slot} read back {st.asks} times "
+                                 "without a yes or no")
         return self._say(self._apology() + " " + self._phrase(
             "reconfirm", spoken=st.slots[slot].spoken), "confirm", slot=slot,
             understood=False)
 
     def _on_faq(self, text: str, intent: str, confidence: float) -> DialogueReply:
-        if self._is_new_topic(intent, confidence) and \
+        if self._is_new_topic(intent, confidence, text) and \
                 self.plans[intent].kind != "faq":
             return self._start(intent, text, self._phrase("topic", plan=self.plans[intent]))
         if intent in self.plans and self.plans[intent].kind == "faq":
@@ -506,7 +547,7 @@ class DialogueManager:
             return self._close("Great.")
         if c.kind in ("no", "correction"):
             return self._handoff("cannot_do", "the troubleshooting steps did not help")
-        if self._is_new_topic(intent, confidence):
+        if self._is_new_topic(intent, confidence, text):
             return self._start(intent, text, self._phrase("topic", plan=self.plans[intent]))
         return self._say(self._apology() + " " + self._phrase("fixed"), "ask",
                          understood=False)
@@ -514,20 +555,27 @@ class DialogueManager:
     def _on_anything_else(self, text: str, intent: str, confidence: float) -> DialogueReply:
         st = self.state
         new_request = intent in self.plans and confidence >= self.options.topic_change_confidence
-        if new_request and len(text.split()) >= 3:
+        if new_request and len(text.split()) >= self.options.topic_change_min_words:
             st.flow = None
             return self._start(intent, text, self._phrase("ack"))
-        if _DONE_WORDS.search(text) and not _YES_START.match(text):
-            st.ended = True
-            st.awaiting = None
-            return self._say(self._phrase("goodbye"), "goodbye")
+        if self._is_goodbye(text):
+            return self._goodbye()
         if new_request:
             st.flow = None
             return self._start(intent, text, self._phrase("ack"))
-        st.awaiting = None
         if read_confirmation(text).kind == "yes":
             return self._say("Sure, what else can I help with?", "ask")
         return self._clarify()
+
+    def _is_goodbye(self, text: str) -> bool:
+        # After "anything else?", "no", "that's all" and a bare "thanks" all close the call.
+        return bool((_DONE_WORDS.search(text) and not _YES_START.match(text))
+                    or _THANKS_ONLY.match(text))
+
+    def _goodbye(self) -> DialogueReply:
+        st = self.state
+        st.ended, st.awaiting = True, None
+        return self._say(self._phrase("goodbye"), "goodbye")
 
     # ------------------------------------------------------------------ flow steps
 
@@ -605,6 +653,8 @@ class DialogueManager:
 
     def _readback(self, slot: str, lead: str) -> DialogueReply:
         st = self.state
+        if st.awaiting != "confirm" or st.asked != slot:
+            st.asks = 0
         st.asked, st.awaiting = slot, "confirm"
         text = self._phrase("readback", spoken=st.slots[slot].spoken)
         return self._say(" ".join(s for s in (lead, text) if s), "confirm", slot=slot)
@@ -656,14 +706,16 @@ class DialogueManager:
 
     # ------------------------------------------------------------------ helpers
 
-    def _is_new_topic(self, intent: str, confidence: float) -> bool:
+    def _is_new_topic(self, intent: str, confidence: float, text: str = "") -> bool:
+        # A short answer ("Username: cminh730") is a value said oddly, not a new request.
         return (intent in self.plans and intent != self.state.flow
-                and confidence >= self.options.topic_change_confidence)
+                and confidence >= self.options.topic_change_confidence
+                and (not text or len(text.split()) >= self.options.topic_change_min_words))
 
-    def _parse_for(self, asked: str, text: str, free_form: bool):
+    def _parse_for(self, slots: list[str], text: str, free_form: bool):
         # Structured values (an account ID) are tried before free text (a name), which
         # would take "QJCTZ9YTGW" too.
-        for slot in asked.split("|"):
+        for slot in slots:
             if (slot in _FREE_FORM) != free_form:
                 continue
             value = normalise(slot, text)
@@ -671,10 +723,20 @@ class DialogueManager:
                 return value
         return None
 
-    def _fill_volunteered(self, text: str, plan: FlowPlan) -> None:
+    def _fill_volunteered(self, text: str, plan: FlowPlan, overwrite: bool = False
+                          ) -> list[str]:
+        """Fills the values said with a cue word that the flow needs; their names.
+
+        ``overwrite``: an unconfirmed value may be replaced (the caller said it again).
+        """
+        filled = []
         for slot, value in find_slots(text).items():
-            if self._needed(plan, slot) and slot not in self.state.slots:
+            old = self.state.slots.get(slot)
+            if self._needed(plan, slot) and (
+                    old is None or (overwrite and not old.confirmed)):
                 self._set(slot, value)
+                filled.append(slot)
+        return filled
 
     def _set(self, slot: str, value) -> None:
         self.state.slots[slot] = Slot(value.value, value.spoken, value.identifier)

@@ -311,10 +311,20 @@ def _strip_lead_in(text: str) -> str:
 def parse_username(text: str) -> str | None:
     """A username such as ABCD's "cminh730": the words after any lead-in, joined, with
     digit words as digits ("c minh seven three zero" -> "cminh730")."""
+    if "@" in text:
+        return None  # an email address, not a username
     rest = despell(_strip_lead_in(text))
     rest = re.sub(r"\b([a-z])\.\s*", r"\1", rest, flags=re.IGNORECASE)  # "C. Minh"
     rest = re.sub(r"[.!?,]+$", "", rest)
     toks = _tokens(rest)
+    # A sentence is not a username: at most three spoken chunks of letters ("c minh"),
+    # and several only with digits in it ("c minh seven three zero").
+    words = [t for t in toks if t.isalpha() and not _is_number_word(t)
+             and t not in _ZERO_LETTER and t not in _USERNAME_GLUE]
+    has_digit = any(t.isdigit() or _is_number_word(t) for t in toks) or any(
+        c.isdigit() for t in toks for c in t)
+    if len(words) > 3 or (len(words) > 1 and not has_digit) or set(words) & _NOT_USERNAMES:
+        return None
     out = ""
     i = 0
     while i < len(toks):
@@ -342,6 +352,11 @@ def parse_username(text: str) -> str | None:
     return out
 
 
+_USERNAME_GLUE = {"underscore", "dot", "period", "dash", "hyphen"}
+_NOT_USERNAMES = {"i", "it", "is", "the", "a", "my", "yes", "no", "yeah", "okay", "ok", "sure",
+                  "great", "thanks", "what", "don't", "dont", "know", "sorry", "hello", "hi",
+                  "nope", "wait", "hang", "on", "not", "have", "got", "order", "id",
+                  "email", "account", "number", "zip", "phone", "code", "name"}
 _DOMAIN_WORDS = {"dot": ".", "period": ".", "point": "."}
 
 
@@ -678,9 +693,11 @@ def find_slots(text: str) -> dict[str, SlotValue]:
 _FILLER = r"^\W*(?:(?:uh+|um+|er+|erm|oh|well|hmm+|ah)\b\W*)*"
 _YES = re.compile(
     _FILLER + r"(yes|yeah|yep|yup|yea|correct|right|exactly|uh-huh|mm-hmm|sure|affirmative|"
-    r"perfect|that's (right|correct|it)|that is (right|correct)|you got it|spot on)\b", re.I)
+    r"perfect|great|ok|okay|sounds good|that's (right|correct|it)|that is (right|correct)|"
+    r"you got it|spot on)\b(?!\W+(no|not|wait)\b)", re.I)
 _NO = re.compile(
-    _FILLER + r"(?:(?:no|nope)\W+)*(no|nope|nah|not quite|not really|"
+    _FILLER + r"(?:(?:no|nope)\W+)*(no(?!\W+(worries|problem|prob)\b)|nope|nah|not quite|"
+    r"not really|"
     r"that's (wrong|not right|not it|incorrect)|"
     r"that is (wrong|not right|incorrect)|wrong|incorrect|actually|sorry|oops)\b[\s,.!-]*",
     re.I)

@@ -154,6 +154,7 @@ class DialogueOptions:
     # A caller's answer that parses as the slot asked for fills it; otherwise an intent
     # with at least this margin, other than the active flow, is a change of topic.
     topic_change_confidence: float = 0.0
+    topic_change_min_words: int = 4  # shorter turns mid-flow are answers said oddly
     max_asks: int = 3  # asking one value this many times without an answer hands off
     faq_answers: list[str] = field(default_factory=lambda: [
         str(ROOT / "pipeline" / "data" / "faq" / "answers.toml")])

@@ -305,3 +305,32 @@ def test_action_done_without_a_pending_action_is_an_error(plans):
     call = Call(plans)
     with pytest.raises(RuntimeError):
         call.m.action_done(ActionResult(True))
+
+
+def test_callers_who_just_give_the_next_value_as_in_abcd_samples(plans):
+    # ABCD's real callers rarely say "yes" to a read-back: they give the next value. The
+    # read-back stands (implicit yes); a value with a cue word goes where the cue says.
+    demo = DemoActions()
+    demo.store.orders["1000000001"].refund = "in progress: $94 to credit card"
+    call = Call(plans, actions=demo)
+    call.say("just wanted to check on the status of a refund", "refund_status")
+    call.say("Jane Demo")
+    r = call.say("jdemo101")  # asked for the order ID, given the username
+    assert (r.act, r.slot) == ("confirm", "username")
+    r = call.say("Order ID: 1000000001")
+    assert (r.act, r.slot) == ("confirm", "order_id")
+    assert call.m.state.slots["username"].confirmed
+    r = call.say("great")
+    assert r.act == "close" and "in progress" in r.text
+    assert call.replies[-2].action.params["order_id"] == "1000000001"
+
+
+def test_a_read_back_without_any_answer_is_asked_a_few_times_then_handed_off(plans):
+    call = Call(plans)
+    call.say("I want to check on my order", "status")
+    call.say("Jane Demo")
+    call.say("1000000001")
+    replies = [call.say("hmm let me think") for _ in range(4)]
+    assert [r.act for r in replies] == ["confirm", "confirm", "confirm", "handoff"]
+    assert not any(r.understood for r in replies[:3])
+    assert replies[-1].handoff.reason == "not_collected"

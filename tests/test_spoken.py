@@ -76,6 +76,11 @@ def test_digit_runs(text, runs):
     ("username", "My username is aphoenix939.", "aphoenix939"),
     ("username", "C. Minh 730", "cminh730"),
     ("username", "C-M-I-N-H 7-3-0.", "cminh730"),
+    ("username", "jdemo", "jdemo"),
+    ("username", "I got the wrong size.", None),
+    ("username", "cminh730@email.com", None),
+    ("username", "no worries", None),
+    ("username", "great", None),
     # account IDs: letters and digits
     ("account_id", "My account ID is QJCTZ9YTGW.", "QJCTZ9YTGW"),
     ("account_id", "q j c t z nine y t g w", "QJCTZ9YTGW"),
@@ -151,6 +156,8 @@ def test_unknown_slot_is_an_error():
     ("That's right.", "yes", ""),
     ("that's correct", "yes", ""),
     ("Uh, yes.", "yes", ""),
+    ("great", "yes", ""),
+    ("Okay.", "yes", ""),
     ("No.", "no", ""),
     ("No, no, no. It's 94107.", "correction", "94107"),
     ("Um, no.", "no", ""),
@@ -165,6 +172,8 @@ def test_unknown_slot_is_an_error():
     ("It's 1735, not 1734.", "correction", "1735"),
     ("Sorry, I meant silver", "correction", "silver"),
     ("What do you mean?", "unclear", "What do you mean?"),
+    ("no worries", "unclear", "no worries"),
+    ("No problem.", "unclear", "No problem."),
 ])
 def test_read_confirmation(text, kind, rest):
     c = read_confirmation(text)
