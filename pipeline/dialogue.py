@@ -344,11 +344,16 @@ ASK: dict[str, tuple[str, ...]] = {
     "new_phone": ("What's the new phone number?", "Which number should I change it to?"),
 }
 
+# Values whose spoken form cannot be taken for another slot's (unlike a name, a username
+# or a bare amount): accepted whenever the flow needs them, whatever was asked.
+_DISTINCT = ("membership_level", "email", "order_id", "phone", "zip_code")
 _FREE_FORM = {"customer_name", "new_customer_name", "street_address", "new_street_address",
               "full_address", "reason"}
 _DONE_WORDS = re.compile(r"\b(no|nope|nothing|that's (all|it|everything)|that is all|"
                          r"i'?m (good|fine|all set)|all set|bye|goodbye)\b", re.I)
 _YES_START = re.compile(r"^\W*(yes|yeah|yep|sure|please|actually|also)\b", re.I)
+_SATISFIED = re.compile(r"^\W*(great|perfect|awesome|ok(ay)?|cool|lovely|excellent)\W*$",
+                        re.I)
 _THANKS_ONLY = re.compile(r"^\W*((ok(ay)?|perfect|great|awesome|cool|lovely|fine|good)\W+)*"
                           r"(thanks|thank you|thank you so much|cheers)\b[\W\w]{0,40}$", re.I)
 
@@ -466,6 +471,17 @@ class DialogueManager:
             return self._start(intent, text, self._phrase("topic", plan=self.plans[intent]))
         if value is None:
             value = self._parse_for(slots, text, free_form=True)
+        if value is None:
+            # A value for a later step that cannot be mistaken for another ("gold",
+            # "cminh730@email.com"): keep it, then ask again for the one asked.
+            later = [s for s in _DISTINCT if self._needed(plan, s) and s not in st.slots
+                     and s not in slots]
+            value = self._parse_for(later, text, free_form=False)
+            if value is not None:
+                self._set(value.slot, value)
+                if value.identifier:
+                    return self._readback(value.slot, lead="")
+                return self._advance(self._phrase("thanks"))
         if value is not None:
             self._set(value.slot, value)
             return self._after_fill(value.slot)
@@ -570,7 +586,7 @@ class DialogueManager:
     def _is_goodbye(self, text: str) -> bool:
         # After "anything else?", "no", "that's all" and a bare "thanks" all close the call.
         return bool((_DONE_WORDS.search(text) and not _YES_START.match(text))
-                    or _THANKS_ONLY.match(text))
+                    or _THANKS_ONLY.match(text) or _SATISFIED.match(text))
 
     def _goodbye(self) -> DialogueReply:
         st = self.state

@@ -85,6 +85,17 @@ def test_faq_call_answers_then_closes(plans):
     assert call.say("hello?").act == "none"
 
 
+@pytest.mark.parametrize("text,act", [
+    ("Perfect. Thanks", "goodbye"), ("great", "goodbye"), ("no", "goodbye"),
+    ("thank you so much, have a nice day", "goodbye"), ("yes", "ask"),
+    ("yes please, one more thing", "ask"),
+])
+def test_after_anything_else(plans, text, act):
+    call = Call(plans, faq=StubFaq({"timing": "Promo codes expire after seven days."}))
+    assert call.say("when do promo codes expire", "timing").act == "close"
+    assert call.say(text).act == act
+
+
 def test_faq_without_a_question_asks_which_then_answers(plans):
     faq = StubFaq({"boots": "Yes, they're waterproof."})
     call = Call(plans, faq=StubFaq({}))
@@ -334,3 +345,16 @@ def test_a_read_back_without_any_answer_is_asked_a_few_times_then_handed_off(pla
     assert [r.act for r in replies] == ["confirm", "confirm", "confirm", "handoff"]
     assert not any(r.understood for r in replies[:3])
     assert replies[-1].handoff.reason == "not_collected"
+
+
+def test_a_distinct_value_for_a_later_step_is_kept(plans):
+    call = Call(plans)
+    call.say("can you upgrade my shipping to overnight", "manage_upgrade")
+    call.say("Jane Demo")
+    call.say("1000000001")
+    r = call.say("yes")
+    assert r.slot == "shipping_option"
+    r = call.say("gold")  # not a shipping status, but the flow needs it later
+    assert call.slots["membership_level"] == "gold" and r.slot == "shipping_option"
+    r = call.say("it hasn't shipped yet")
+    assert r.act == "close" and "updated your order" in r.text
