@@ -13,8 +13,8 @@ Routes:
   call's audio and transcript travel on its own peer connection), ``/static/`` its files.
 
 Everything under ``/api`` carries call content and needs the API token
-(``Authorization: Bearer …``): nobody unauthenticated reads a call. Per-user log-in for
-agents and supervisors comes with the coach view.
+(``Authorization: Bearer …``): nobody unauthenticated reads a call. A logged-in agent's
+page (coach_ui/agent_pages.py) may read the one call it is rung for or on, nothing else.
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ PAGE_HEADERS = {
 }
 
 
-def make_app(center, store, token: str, registry: CollectorRegistry) -> web.Application:
-    """The aiohttp application over a running CallCenter and its store."""
+def make_app(center, store, token: str, registry: CollectorRegistry, users=None,
+             desk=None) -> web.Application:
+    """The aiohttp application over a running CallCenter and its store; with ``users``
+    and ``desk`` (switchboard/browser_agents.py), the agents' log-in and page too."""
     app = web.Application(middlewares=[_auth])
     app[CENTER] = center
     app[STORE] = store
@@ -65,6 +67,10 @@ def make_app(center, store, token: str, registry: CollectorRegistry) -> web.Appl
     app.router.add_get("/", caller_page)
     app.router.add_get("/call", caller_page)
     app.router.add_static("/static/", STATIC, show_index=False, follow_symlinks=False)
+    if users is not None and desk is not None:
+        from switchboard.coach_ui import agent_pages
+
+        agent_pages.install(app, users, desk, _page)
     return app
 
 
@@ -81,10 +87,23 @@ def _page(name: str) -> web.Response:
 async def _auth(request: web.Request, handler):
     if request.path.startswith("/api/"):
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not given or not hmac.compare_digest(given, request.app[TOKEN]):
+        if not (given and hmac.compare_digest(given, request.app[TOKEN])) and not (
+                _agents_own_call(request)):
             return web.json_response({"error": "authentication required"}, status=401,
                                      headers={"WWW-Authenticate": "Bearer"})
     return await handler(request)
+
+
+def _agents_own_call(request: web.Request) -> bool:
+    """A logged-in agent's page may read the one call it is rung for or on."""
+    parts = request.path.split("/")  # "", "api", "calls", ID[, "events"]
+    if len(parts) not in (4, 5) or parts[2] != "calls" or request.method != "GET":
+        return False
+    if len(parts) == 5 and parts[4] != "events":
+        return False
+    from switchboard.coach_ui.agent_pages import may_read_call
+
+    return may_read_call(request, parts[3])
 
 
 async def health(request: web.Request) -> web.Response:

@@ -2,8 +2,10 @@
 
 Starts, on embedded defaults: the call store (SQLite; calls a previous process left live
 are marked interrupted), the models (loaded once, shared by every call), the call center,
-the SIP endpoint (UDP and TCP) and the HTTP server (health, JSON API, /metrics). Ctrl-C or
-SIGTERM ends every live call cleanly (BYE) and keeps its record.
+the SIP endpoint (UDP and TCP), the WebRTC and media-stream gateways, the agents' desk
+(browser agents beside SIP phones) and the HTTP server (health, JSON API, /metrics, the
+caller and agent pages). Ctrl-C or SIGTERM ends every live call cleanly (BYE) and keeps
+its record.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from switchboard.browser_agents import AgentDesk, AgentLines
 from switchboard.callcenter import CallCenter
 from switchboard.coach_ui.app import make_app
 from switchboard.config import Settings
@@ -47,6 +50,7 @@ class Running:
     webrtc: WebRtcGateway | None = None
     #: The agents' page, once the server serves one.
     agent_page: str = ""
+    desk: AgentDesk | None = None
 
     @property
     def media_stream_url(self) -> str:
@@ -66,7 +70,8 @@ async def start(settings: Settings, bundle) -> Running:
     center = CallCenter(settings, bundle, store=store, metrics=metrics)
     await center.prewarm()
     token = settings.server.api_token or secrets.token_urlsafe(24)
-    app = make_app(center, store, token, metrics.registry)
+    desk = AgentDesk()
+    app = make_app(center, store, token, metrics.registry, users=users, desk=desk)
     media_streams = MediaStreamGateway(center)
     media_streams.install(app)
     webrtc = WebRtcGateway(center)
@@ -78,9 +83,13 @@ async def start(settings: Settings, bundle) -> Running:
     port = runner.addresses[0][1] if runner.addresses else settings.server.http_port
     http_url = f"http://{settings.server.http_host}:{port}"
     sip = SipGateway(settings, center, users, api_url=http_url)
+    # Agents are rung where they are: the agent page when it is open, else their phone.
+    center.agents.line = AgentLines(desk, center.agents.line)
+    phone_reachable = center.agents.reachable
+    center.agents.reachable = lambda agent: desk.present(agent) or phone_reachable(agent)
     await sip.start()
     return Running(center, store, users, token, http_url, sip.uri, sip, runner, metrics,
-                   media_streams, webrtc)
+                   media_streams, webrtc, agent_page="/agent", desk=desk)
 
 
 async def stop(running: Running) -> None:

@@ -42,6 +42,9 @@ class PacedFrames:
     def ended(self) -> bool:
         return self._ended.is_set()
 
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
     async def pop(self) -> bytes | None:
         """The next frame, no sooner than 20 ms after the last; None once ended."""
         while not self._frames:

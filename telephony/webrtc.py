@@ -202,6 +202,10 @@ class WebRtcEdge:
             self.ended = reason
         self._in.end()
 
+    async def wait_ended(self) -> None:
+        """Return once the connection has ended (either side)."""
+        await self._in.wait_ended()
+
     # --- the MediaEdge seam
 
     async def receive(self) -> bytes | None:

@@ -65,13 +65,15 @@ class PeerResult:
     status: int = 0
     error: str = ""
     state: str = ""
+    pressed: list[tuple[float, str]] = field(default_factory=list)
 
 
 async def call_bot(base_url: str, pcm: np.ndarray, listen_s: float = 3.0,
                    channel_label: str = "events", track: RecordingTrack | None = None,
-                   on_answer=None) -> PeerResult:
+                   on_answer=None, keys: tuple[tuple[float, str], ...] = ()) -> PeerResult:
     """One call to the bot over WebRTC; returns once the recording and ``listen_s`` have
-    played (or the server ended the call)."""
+    played (or the server ended the call). ``keys``: (seconds after the answer, digit)
+    pressed on the page's keypad (sent on the events channel)."""
     result = PeerResult()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     channel = pc.createDataChannel(channel_label)
@@ -98,6 +100,12 @@ async def call_bot(base_url: str, pcm: np.ndarray, listen_s: float = 3.0,
                 result.heard += out.to_ndarray().tobytes()
             result.heard_at.append((time.monotonic(), len(result.heard)))
 
+    async def press(at: float, digit: str) -> None:
+        await asyncio.sleep(at)
+        if channel.readyState == "open":
+            channel.send(json.dumps({"dtmf": digit}))
+            result.pressed.append((time.monotonic(), digit))
+
     @pc.on("track")
     def on_track(remote):
         if remote.kind == "audio":
@@ -117,6 +125,8 @@ async def call_bot(base_url: str, pcm: np.ndarray, listen_s: float = 3.0,
         await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], body["type"]))
         if on_answer is not None:
             on_answer(result.call_id)
+        for at, digit in keys:
+            readers.append(asyncio.ensure_future(press(at, digit)))
         try:
             await asyncio.wait_for(ended.wait(), len(pcm) / RATE + listen_s)
         except TimeoutError:

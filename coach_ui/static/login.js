@@ -1,0 +1,16 @@
+// Log-in form: the server sets an HttpOnly session cookie, then the agent page opens.
+"use strict";
+document.getElementById("login").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const error = document.getElementById("error");
+  error.textContent = "";
+  const response = await fetch("/login", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({
+      name: document.getElementById("name").value,
+      password: document.getElementById("password").value,
+    }),
+  });
+  if (response.ok) window.location.assign("/agent");
+  else error.textContent = (await response.json()).error || "log-in failed";
+});
