@@ -22,15 +22,22 @@ API for the policy stage (pure Python, deterministic, no I/O)::
 question, or a value it could not read): the stage reports it as ``BotReply(intent="")``
 so the escalation rule "two misunderstandings in a row" (pipeline/escalation.py) counts it.
 
-How a turn is read, in order: a pending read-back takes yes / no / "no, it's ..."; a
-pending question takes the value it asked for (pipeline/spoken.py), plus any value the
-caller volunteered with a cue word ("order ID 3348917502"); failing that, an intent other
-than the active flow with a margin of at least ``topic_change_confidence`` changes the
-topic (the caller's identity is kept, the old flow's other values dropped). Identifiers
-are read back before the flow moves on. When the flow has all it needs, its action is
-returned for the stage to perform; flows with no automatic action, flows marked complex
-(``DialogueOptions.complex_flows``) and failed actions go to a human with a
-:class:`Handoff` record.
+``FIXED_PHRASES`` lists the reply fragments with no value in them, for the TTS warm-up.
+
+How a turn is read, in order: a pending read-back takes yes / no / "no, it's ..." (a
+correction, read back again), and a caller who just gives the next value instead
+confirms it implicitly, as ABCD's real callers do; a pending question takes a value named
+by a cue word ("Order ID: 3348917502") for the slot the cue names, else the value it asked
+for or another value of the same step (asked for the order ID, given the username: ABCD's
+"2 of order ID, email, username"), else a value no other slot could take ("gold",
+"x@y.com") that a later step needs (pipeline/spoken.py parses them all); failing that, an
+intent other than the active flow, with a margin of at least ``topic_change_confidence``
+and ``topic_change_min_words`` words, changes the topic (the caller's identity is kept,
+the old flow's other values dropped). Identifiers are read back before the flow moves on;
+a value asked for or read back ``max_asks`` times without an answer hands off. When the
+flow has all it needs, its action is returned for the stage to perform; flows with no
+automatic action, flows marked complex (``DialogueOptions.complex_flows``: after the
+caller's identity) and failed actions go to a human with a :class:`Handoff` record.
 """
 
 from __future__ import annotations
@@ -347,6 +354,10 @@ ASK: dict[str, tuple[str, ...]] = {
 # Values whose spoken form cannot be taken for another slot's (unlike a name, a username
 # or a bare amount): accepted whenever the flow needs them, whatever was asked.
 _DISTINCT = ("membership_level", "email", "order_id", "phone", "zip_code")
+#: Every reply fragment that has no value in it, for the TTS to render once per process.
+FIXED_PHRASES: tuple[str, ...] = tuple(
+    p for group in (*_PHRASES.values(), *ASK.values()) for p in group if "{" not in p)
+
 _FREE_FORM = {"customer_name", "new_customer_name", "street_address", "new_street_address",
               "full_address", "reason"}
 _DONE_WORDS = re.compile(r"\b(no|nope|nothing|that's (all|it|everything)|that is all|"

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 from switchboard.pipeline.actions import ActionKind, ActionResult, DemoActions
-from switchboard.pipeline.dialogue import ASK, DialogueManager, flow_plans
+from switchboard.pipeline.dialogue import ASK, FIXED_PHRASES, DialogueManager, flow_plans
 from switchboard.pipeline.knowledge import load_abcd
 from switchboard.pipeline.spoken import SLOTS, _base
 
@@ -358,3 +358,11 @@ def test_a_distinct_value_for_a_later_step_is_kept(plans):
     assert call.slots["membership_level"] == "gold" and r.slot == "shipping_option"
     r = call.say("it hasn't shipped yet")
     assert r.act == "close" and "updated your order" in r.text
+
+
+def test_phrases_are_short_and_listed_for_the_tts():
+    assert "Hi, thanks for calling. How can I help you today?" in FIXED_PHRASES
+    assert all("{" not in p for p in FIXED_PHRASES)
+    # Short replies: no fixed fragment longer than two sentences or 25 words.
+    assert all(len(p.split()) <= 25 and p.count(". ") <= 1 for p in FIXED_PHRASES)
+    assert len(FIXED_PHRASES) == len(set(FIXED_PHRASES))
