@@ -435,7 +435,9 @@ def _spoken_local(toks: list[str]) -> str | None:
 _NAME_STOP = {"and", "my", "i", "please", "thanks", "thank", "speaking", "here", "calling",
               "from", "with", "but", "so", "is", "the", "account", "order", "it", "that"}
 _NOT_NAMES = {"yes", "no", "yeah", "sure", "okay", "ok", "hello", "hi", "um", "uh", "sorry",
-              "what", "why", "hey", "nope", "help", "i"}
+              "what", "why", "hey", "nope", "help", "i", "on", "in", "at", "not", "under",
+              "wrong", "still", "a", "an", "just", "also", "actually", "really", "calling",
+              "trying", "looking", "here", "there", "spelled", "spelt", "different"}
 
 
 def parse_name(text: str) -> str | None:
@@ -449,10 +451,10 @@ def parse_name(text: str) -> str | None:
         words.append(w)
         if len(words) == 4:
             break
-    if not words or all(w.lower() in _NOT_NAMES for w in words):
-        return None
-    if words[0].lower() in _NOT_NAMES:
+    while words and words[0].lower() in _NOT_NAMES:
         words = words[1:]
+    if not words or any(w.lower() in _NOT_NAMES for w in words):
+        return None
     return " ".join(w[:1].upper() + w[1:].lower() for w in words) or None
 
 

@@ -96,6 +96,9 @@ def test_digit_runs(text, runs):
     ("customer_name", "Yeah, it's Joyce Wu, thanks.", "Joyce Wu"),
     ("customer_name", "This is Sanya Afzal speaking", "Sanya Afzal"),
     ("customer_name", "Yes.", None),
+    ("customer_name", "my name is on the account", None),
+    ("customer_name", "Actually, I'm not sure", None),
+    ("customer_name", "Hi, Crystal Minh here", "Crystal Minh"),
     # membership levels
     ("membership_level", "I'm a bronze", "bronze"),
     ("membership_level", "Gold member.", "gold"),
