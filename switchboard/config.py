@@ -152,9 +152,11 @@ class DialogueOptions:
         "status_service_removed",
     ])
     # A caller's answer that parses as the slot asked for fills it; otherwise an intent
-    # with at least this margin, other than the active flow, is a change of topic.
-    topic_change_confidence: float = 0.0
-    topic_change_min_words: int = 4  # shorter turns mid-flow are answers said oddly
+    # other than the active flow, with at least this margin (default: any in-scope intent)
+    # and this many words, is a change of topic. Shorter turns mid-flow are answers said
+    # oddly ("I'm a bronze member", "I don't have it"); docs/evaluation.md.
+    topic_change_confidence: float = float("-inf")
+    topic_change_min_words: int = 5
     max_asks: int = 3  # asking one value this many times without an answer hands off
     faq_answers: list[str] = field(default_factory=lambda: [
         str(ROOT / "pipeline" / "data" / "faq" / "answers.toml")])
