@@ -56,6 +56,25 @@ async def until(page, expression: str, timeout_ms: int) -> None:
         raise AssertionError(f"{expression} not reached; the page: {state}") from None
 
 
+async def open_agent_page(playwright, url: str, mic, name: str, password: str):
+    """Chromium with ``mic`` as its microphone, logged in on the agent page, available."""
+    chromium = await playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--headless=new", "--use-fake-ui-for-media-stream",
+              "--use-fake-device-for-media-stream",
+              f"--use-file-for-fake-audio-capture={mic}%noloop",
+              "--autoplay-policy=no-user-gesture-required"])
+    page = await chromium.new_page()
+    await page.goto(f"{url}/agent")
+    assert page.url.endswith("/login")  # no session: the log-in page first
+    await page.fill("#name", name)
+    await page.fill("#password", password)
+    await page.click("#submit")
+    await page.wait_for_url(f"{url}/agent", timeout=10_000)
+    await until(page, "() => window.switchboard.state === 'available'", 10_000)
+    return chromium, page
+
+
 async def status(http: aiohttp.ClientSession, url: str) -> int:
     async with http.get(url, allow_redirects=False) as r:
         return r.status
@@ -84,20 +103,8 @@ def test_a_browser_agent_takes_a_handed_off_webrtc_call(settings, bundle, data, 
                 out["wrong"] = await login(anon, url, "alice", "nope")
                 out["unknown"] = await login(anon, url, "mallory", "nope")
             async with async_playwright() as p:
-                chromium = await p.chromium.launch(
-                    executable_path=CHROMIUM, headless=True,
-                    args=["--no-sandbox", "--headless=new", "--use-fake-ui-for-media-stream",
-                          "--use-fake-device-for-media-stream",
-                          f"--use-file-for-fake-audio-capture={mic}%noloop",
-                          "--autoplay-policy=no-user-gesture-required"])
-                page = await chromium.new_page()
-                await page.goto(f"{url}/agent")
-                assert page.url.endswith("/login")
-                await page.fill("#name", "alice")
-                await page.fill("#password", "alice-password-1")
-                await page.click("#submit")
-                await page.wait_for_url(f"{url}/agent", timeout=10_000)
-                await until(page, "() => window.switchboard.state === 'available'", 10_000)
+                chromium, page = await open_agent_page(p, url, mic, "alice",
+                                                       "alice-password-1")
                 # aiohttp keeps cookies of an IP address host only with unsafe=True.
                 async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)
                                                  ) as bob:
