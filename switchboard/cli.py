@@ -2,6 +2,7 @@
 
     switchboard simulate CALL [--realtime | --fast] [--json OUT] [--wav OUT]
     switchboard demo
+    switchboard talk [--device NAME] [--seconds N]
     switchboard models
 
 Exit codes: 0 done, 2 unusable input file, 3 a model missing or corrupt (one line each),
@@ -231,6 +232,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                                                          flush=True)))
 
 
+def cmd_talk(args: argparse.Namespace) -> int:
+    """A call with the bot from this computer's microphone and speakers."""
+    from switchboard.pipeline.store import CallStore
+    from switchboard.talk import talk
+    from switchboard.telephony.sound_device import NoSoundDevice, find_devices
+
+    try:
+        devices = find_devices(args.device)  # before the models: a missing device is quick
+    except NoSoundDevice as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = load_settings(args.config)
+    bundle = _load_models(settings)
+    if bundle is None:
+        return 3
+    store = None if args.no_store else CallStore.from_options(settings.store)
+    try:
+        reason = asyncio.run(talk(settings, bundle, devices, seconds=args.seconds,
+                                  say=lambda line: print(line, flush=True), store=store))
+    except NoSoundDevice as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if store is not None:
+            store.close()
+    print(f"call ended ({reason})")
+    return 0
+
+
 def cmd_users(args: argparse.Namespace) -> int:
     """Add, list or remove agents and supervisors."""
     from switchboard.users import UserError, UserStore
@@ -292,6 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--http-port", type=int, default=None, help="HTTP port (default 8080)")
     srv.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     srv.set_defaults(func=cmd_serve)
+
+    desk = sub.add_parser("talk", help="talk to the bot from this computer's microphone")
+    desk.add_argument("--device", default=None,
+                      help="use the sound device whose name contains this (default: the "
+                           "system's default microphone and speakers)")
+    desk.add_argument("--seconds", type=float, default=None, help="hang up after this long")
+    desk.add_argument("--no-store", action="store_true", help="do not record the call")
+    desk.set_defaults(func=cmd_talk)
 
     users = sub.add_parser("users", help="manage agents and supervisors")
     users.add_argument("action", choices=["add", "list", "remove"])
