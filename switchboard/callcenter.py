@@ -33,6 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from switchboard.config import Settings
+from switchboard.models.tts import split_sentences
 from switchboard.pipeline.escalation import Escalation, HandoffReason
 from switchboard.pipeline.events import Event, HandoffRequested, HandoffUpdate
 from switchboard.telephony.call import Call, CallState, Leg
@@ -318,10 +319,15 @@ class CallCenter:
         await _wait_or_end(call, len(pcm) / 32000 + 0.1)
 
     async def phrase(self, text: str) -> bytes:
-        """A fixed phrase in the bot's voice (synthesised once per process, off the loop)."""
+        """A fixed phrase in the bot's voice: rendered once per process (the bundle's
+        phrase cache, shared with every call's TTS) on the TTS worker, off the loop."""
         pcm = self._phrases.get(text)
         if pcm is None:
-            audio = await asyncio.to_thread(self.bundle.tts().synthesize, text)
+            cache = self.bundle.phrases()
+            loop = asyncio.get_running_loop()
+            parts = [await loop.run_in_executor(self.bundle.executor("tts"), cache.render, s)
+                     for s in split_sentences(text)]
+            audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
             pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
             self._phrases[text] = pcm
         return pcm

@@ -127,7 +127,8 @@ class Call:
         #: A party other than the caller hung up; the owner decides what follows.
         self.on_leg_left: Callable[[Leg], None] | None = None
         # Steps timed across the whole call path (voice-to-voice, barge-in).
-        self._call_monitor = StageMonitor("call", settings.budgets, self.ctx.metrics)
+        self._call_monitor = StageMonitor("call", settings.budgets, self.ctx.metrics,
+                                          self.ctx.samples)
         self.bus.subscribe(self._on_event)
 
     # --- life
@@ -177,6 +178,7 @@ class Call:
             await _finish(task, 1.0)
         if self.recorder is not None:
             self.recordings = self.recorder.close()
+        self._call_monitor.close()
 
     def set_state(self, state: CallState, reason: str = "") -> None:
         if state == self.state:
