@@ -135,6 +135,8 @@ class EscalationOptions:
     misunderstood_in_a_row: int = 2
     dtmf_key: str = "0"
     ask_for_person: bool = True
+    # The dialogue's own handoffs (a complex flow, a failed action...) go to a person.
+    dialogue: bool = True
 
 
 @dataclass
@@ -178,6 +180,9 @@ class HandoffOptions:
     ring_s: float = 15.0
     # While waiting, a spoken reassurance over the hold music this often.
     hold_message_every_s: float = 20.0
+    # Agents reached at a fixed SIP address, without registering (a desk phone, a PBX
+    # queue): name → SIP URI, rung after the registered agents.
+    desk_phones: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

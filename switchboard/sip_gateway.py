@@ -23,11 +23,14 @@ log = logging.getLogger(__name__)
 
 
 class SipAgentLine:
-    """Rings an agent's registered SIP phone."""
+    """Rings an agent's SIP phone: the one they registered, or their desk phone's fixed
+    address (``[handoff] desk_phones``)."""
 
-    def __init__(self, endpoint: SipEndpoint, api_url: str = ""):
+    def __init__(self, endpoint: SipEndpoint, api_url: str = "",
+                 desk_phones: dict[str, str] | None = None):
         self.endpoint = endpoint
         self.api_url = api_url
+        self.desk_phones = desk_phones or {}
 
     async def ring(self, agent: str, context: dict) -> MediaEdge | None:
         call_id = context.get("call_id", "")
@@ -35,7 +38,8 @@ class SipAgentLine:
         if self.api_url:
             headers.append(("Call-Info", f"<{self.api_url}/api/calls/{call_id}>;purpose=info"))
         try:
-            outgoing = await self.endpoint.dial(agent, headers=headers)
+            outgoing = await self.endpoint.dial(self.desk_phones.get(agent, agent),
+                                                headers=headers)
         except CallFailed as exc:
             log.info("agent %s cannot be rung: %s", agent, exc)
             return None
@@ -62,9 +66,10 @@ class SipGateway:
         self.endpoint = SipEndpoint(opts.host, opts.port, tuple(opts.transports),
                                     on_invite=self._on_invite, credentials=users.sip_ha1,
                                     options=opts)
-        center.agents.line = SipAgentLine(self.endpoint, api_url)
-        center.agents.roster = lambda: [u.name for u in users.list("agent")]
-        center.agents.reachable = self._registered
+        self.desk_phones = dict(settings.handoff.desk_phones)
+        center.agents.line = SipAgentLine(self.endpoint, api_url, self.desk_phones)
+        center.agents.roster = self._roster
+        center.agents.reachable = self._reachable
 
     @property
     def uri(self) -> str:
@@ -76,7 +81,14 @@ class SipGateway:
     async def stop(self) -> None:
         await self.endpoint.stop()
 
-    def _registered(self, agent: str) -> bool:
+    def _roster(self) -> list[str]:
+        """Agent users first (in name order), then desk phones that are not users."""
+        names = [u.name for u in self.users.list("agent")]
+        return names + [d for d in self.desk_phones if d not in names]
+
+    def _reachable(self, agent: str) -> bool:
+        if agent in self.desk_phones:
+            return True
         registrar = self.endpoint.registrar
         return registrar is not None and bool(registrar.lookup(agent))
 

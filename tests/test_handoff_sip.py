@@ -191,3 +191,48 @@ def test_a_baresip_softphone_calls_the_bot_and_understands_its_reply(
     heard = " ".join(_transcribe_file(bundle, p) for p in recordings)
     assert "thanks for calling" in heard, heard
     assert "tell me a little more" in heard or "catch that" in heard, heard
+
+
+def test_a_handoff_rings_a_desk_phone_sipp_answers_and_echoes(settings, bundle, data,
+                                                             tmp_path):
+    """An agent at a fixed SIP address (no registration): sipp's UAS answers the handoff's
+    INVITE and echoes what it hears, so the caller hears their own later words come back
+    through the bridge."""
+    need_sipp()
+    if not DTMF_ZERO.is_file():
+        pytest.skip("sipp's DTMF pcaps missing (scripts/setup --test)")
+    from switchboard.telephony.audio_file import load
+
+    from tests.test_sip_support import run_sipp
+
+    jfk = load(str(data / "asr/whisper/jfk_16k.wav")).audio
+    caller8 = np.concatenate([np.zeros(32000), jfk[::2][:40000], np.zeros(8 * 8000),
+                              jfk[::2][56000:88000], np.zeros(3 * 8000)])
+    ulaw = write_ulaw((caller8 * 32767).astype(np.int16), tmp_path / "caller.ulaw")
+    desk_port = free_port()
+    settings.handoff.desk_phones = {"desk1": f"sip:desk1@127.0.0.1:{desk_port}"}
+
+    async def main():
+        desk = asyncio.ensure_future(run_sipp(
+            "uas", 0, mode_remote=False, extra=["-p", str(desk_port), "-rtp_echo"],
+            timeout_s=60))
+        running = await serve.start(settings, bundle)
+        try:
+            result = await sipp_call(running, "uac_dtmf.xml", ulaw, 14000,
+                                     {"[dtmfms]": "9500", "[pcap]": str(DTMF_ZERO)})
+            desk_rc, desk_out = await asyncio.wait_for(desk, 30)
+            running.store.flush()
+            call_id = running.store.list_calls(limit=1)[0]["call_id"]
+            return result, (desk_rc, desk_out), running.store.get_call(call_id)
+        finally:
+            if not desk.done():
+                desk.cancel()
+            await serve.stop(running)
+
+    (rc, out, heard), (desk_rc, desk_out), record = asyncio.run(main())
+    assert rc == 0, out
+    assert desk_rc == 0, desk_out  # the desk phone got our BYE when the caller left
+    handoff = record["handoffs"][0]
+    assert handoff["agent"] == "desk1" and handoff["outcome"] == "answered", handoff
+    said = transcribe(bundle, heard)
+    assert "your country" in said, said  # the caller's own words, echoed by the desk phone
