@@ -6,11 +6,11 @@ import asyncio
 import aiohttp
 import pytest
 from aiohttp import web
-
-from switchboard.callcenter import CallCenter
 from switchboard.coach_ui.app import make_app
 from switchboard.pipeline.budgets import Metrics
 from switchboard.telephony.file_edge import FileEdge
+
+from switchboard.callcenter import CallCenter
 from tests.helpers import generous_budgets
 
 TOKEN = "s3cret-token"

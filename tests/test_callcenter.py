@@ -143,7 +143,6 @@ def test_admission_refuses_the_call_over_the_limit(settings_factory):
 def test_recording_keeps_what_each_party_said_and_heard(settings_factory, bundle, speech,
                                                         tmp_path):
     import soundfile as sf
-
     from switchboard.pipeline.store import CallStore
 
     settings = generous_budgets(settings_factory())
