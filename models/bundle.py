@@ -10,6 +10,7 @@ VAD's recurrent state) are not shared: the bundle hands out a new scorer per cal
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -19,6 +20,8 @@ from switchboard.models.registry import cache_dir
 from switchboard.models.tts import split_sentences
 
 from switchboard.config import Settings
+
+log = logging.getLogger(__name__)
 
 _BLAS_LIMIT = None
 
@@ -56,6 +59,7 @@ class ModelBundle:
         self._articles = None
         self._intents = None
         self._emotion = None
+        self._dialogue = None
 
     def _model_lock(self, name: str) -> threading.Lock:
         with self._lock:
@@ -127,6 +131,7 @@ class ModelBundle:
 
     def knowledge(self):
         """(articles, hybrid index) for the configured KB; raises KnowledgeBaseError."""
+        from switchboard.pipeline.intents import IntentExamplesError, load_examples
         from switchboard.pipeline.knowledge import load_abcd
         from switchboard.pipeline.retrieval import HybridIndex
 
@@ -135,8 +140,15 @@ class ModelBundle:
             if self._index is None:
                 opts = self.settings.nlu
                 self._articles = load_abcd(opts.kb_dir)
+                # The site's own intent files are indexed with the articles, as the
+                # classifier reads them (not only the bundled phrases).
+                try:
+                    examples = load_examples(opts.intent_examples)
+                except IntentExamplesError as exc:
+                    log.warning("intent examples not indexed (%s): articles alone", exc)
+                    examples = {}
                 self._index = HybridIndex(self._articles, embedder, opts.lexical_weight,
-                                          self.embedding_cache)
+                                          self.embedding_cache, examples=examples)
             return self._articles, self._index
 
     def intents(self):
@@ -157,6 +169,35 @@ class ModelBundle:
                 )
             return self._intents
 
+    def dialogue(self):
+        """What every call's dialogue shares (pipeline.stages.policy.DialogueKit): flow
+        plans from the knowledge base (none without one: the bot can only clarify), the
+        FAQ answerer over ``dialogue.faq_answers`` (none if the file is broken), and the
+        configured action interface."""
+        from switchboard.pipeline.actions import actions_from
+        from switchboard.pipeline.dialogue import flow_plans
+        from switchboard.pipeline.faq import FaqAnswerer, FaqError, FaqStore
+        from switchboard.pipeline.knowledge import KnowledgeBaseError
+        from switchboard.pipeline.stages.policy import DialogueKit
+
+        try:
+            articles, _ = self.knowledge()
+        except KnowledgeBaseError:
+            articles = []  # the graph reports it
+        embedder = self.embedder()
+        with self._model_lock("dialogue"):
+            if self._dialogue is None:
+                opts = self.settings.dialogue
+                try:
+                    faq = FaqAnswerer(FaqStore(opts.faq_answers), embedder,
+                                      cache_dir=self.embedding_cache)
+                except FaqError as exc:
+                    log.warning("no FAQ answers (%s): FAQ questions go to a person", exc)
+                    faq = None
+                self._dialogue = DialogueKit(flow_plans(articles, opts), faq,
+                                             actions_from(opts))
+            return self._dialogue
+
     def emotion(self):
         """The anger/stress model (committed weights); raises ModelUnavailableError."""
         from switchboard.models.emotion import EmotionModel
@@ -167,8 +208,8 @@ class ModelBundle:
             return self._emotion
 
     def warm_up(self) -> None:
-        """Load everything now rather than on the first call, and render the policy's
-        fixed phrases into the shared cache.
+        """Load everything now rather than on the first call, render the dialogue's
+        fixed phrases into the shared cache, and index the FAQ answers.
 
         A missing model raises ModelUnavailableError (the VAD's too: every call needs the
         top rung of its ladder); a missing knowledge base or intent file does not: each
@@ -191,3 +232,6 @@ class ModelBundle:
                 load()
             except (KnowledgeBaseError, IntentExamplesError):
                 pass
+        kit = self.dialogue()
+        if kit.faq is not None:
+            kit.faq.select(None, "warm up")  # embeds the answers (cached on disk)

@@ -20,7 +20,10 @@ API for the policy stage (pure Python, deterministic, no I/O)::
 
 ``reply.understood`` is False when the bot did not understand the turn (a clarifying
 question, or a value it could not read): the stage reports it as ``BotReply(intent="")``
-so the escalation rule "two misunderstandings in a row" (pipeline/escalation.py) counts it.
+with the reply's ``act``; the escalation rule "two misunderstandings in a row"
+(pipeline/escalation.py) counts only ``act == "clarify"``, so asking again for a value
+is bounded by ``max_asks`` here, not by that rule. :func:`greeting` is the opening line
+of a call, for whoever plays it before the dialogue's first turn (the call center).
 
 ``FIXED_PHRASES`` lists the reply fragments with no value in them, for the TTS warm-up.
 
@@ -275,14 +278,14 @@ class FaqSource(Protocol):
 
 _PHRASES: dict[str, tuple[str, ...]] = {
     "greet": ("Hi, thanks for calling. How can I help you today?",
-              "Hello, thanks for calling. What can I do for you?"),
+              "Hello, thanks for calling. What can I help you with?"),
     "ack": ("Sure, I can help with that.", "Of course.", "Happy to help with that.",
             "Okay, let's sort that out."),
     "topic": ("Okay, let's look at your {title} question instead.",
               "Sure, let's switch to {title}.", "No problem, {title} it is."),
     "thanks": ("Thanks.", "Got it.", "Great, thank you.", "Perfect."),
     "apology": ("Sorry, I didn't catch that.", "I'm sorry, I missed that.",
-                "Apologies, I didn't get that.", "Sorry, I couldn't make that out."),
+                "Sorry, I didn't get that.", "Sorry, I couldn't make that out."),
     "clarify": ("Could you tell me a little more about what you need?",
                 "What can I help you with today?",
                 "Could you say in a few words what the call is about?"),
@@ -305,6 +308,16 @@ _PHRASES: dict[str, tuple[str, ...]] = {
     "faq_which": ("What would you like to know about {title}?",
                   "What's your question about {title}?"),
 }
+
+#: The call's opening lines (one per call, :func:`greeting`).
+GREETINGS: tuple[str, ...] = _PHRASES["greet"]
+
+
+def greeting(seed: str) -> str:
+    """The opening line of the call ``seed`` names: what ``DialogueManager(...,
+    seed=seed).greet()`` says, for the call center to play before the graph is up."""
+    return GREETINGS[zlib.crc32(seed.encode()) % len(GREETINGS)]
+
 
 # The question for each slot (first the plain one, then a rephrasing for a second try).
 ASK: dict[str, tuple[str, ...]] = {

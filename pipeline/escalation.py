@@ -4,7 +4,12 @@ The rules, each one configurable (``[escalation]`` in the settings):
 
 - the caller asks for a person ("can I talk to a human", "agent please");
 - the caller presses the handoff key (0 by default, RFC 4733 DTMF);
-- the bot did not understand the caller twice in a row;
+- the bot did not understand the caller twice in a row: clarifying questions
+  (``BotReply.act == "clarify"``) only, so asking again for a value the caller has not
+  given yet counts toward the dialogue's own limit (``dialogue.max_asks``), not this one;
+- the dialogue decides it cannot finish the request (``BotReply.handoff``: a flow marked
+  complex, no automatic action, an action that failed, a value not obtained after
+  ``max_asks`` tries), as the rule "dialogue";
 - the caller's rolling anger passes the threshold (7 of 10), once the speaker's reference
   is ready, so a loud or unusual voice is not mistaken for anger in the first seconds.
 
@@ -35,7 +40,7 @@ ASK_FOR_PERSON = re.compile(
 class HandoffReason:
     """Why the call goes to a human, and the event that decided it."""
 
-    rule: str  # asked_for_person | dtmf | not_understood | anger
+    rule: str  # asked_for_person | dtmf | not_understood | anger | dialogue
     detail: str
     t_audio: float
 
@@ -70,7 +75,13 @@ class Escalation:
             if ASK_FOR_PERSON.search(event.text.lower()):
                 return HandoffReason("asked_for_person", event.text, event.t_audio)
         elif isinstance(event, BotReply):
-            self._misunderstood = self._misunderstood + 1 if not event.intent else 0
+            if event.handoff and opts.dialogue:
+                return HandoffReason("dialogue", f"{event.handoff}: {event.handoff_detail}",
+                                     event.t_audio)
+            # A reply without a dialogue act (an older policy) counts as not understood
+            # when it serves no flow.
+            missed = event.act == "clarify" if event.act else not event.intent
+            self._misunderstood = self._misunderstood + 1 if missed else 0
             if self._misunderstood >= opts.misunderstood_in_a_row:
                 return HandoffReason(
                     "not_understood", f"{self._misunderstood} replies in a row without an "

@@ -147,7 +147,18 @@ class BotReply(Event):
     utterance: int = 0
     reply_id: int = 0
     text: str = ""
-    intent: str = ""
+    intent: str = ""  # the flow the reply serves; "" when the turn was not understood
+    # The dialogue's view after this reply (pipeline/dialogue.py): what the reply is
+    # (greet|ask|confirm|answer|act|close|clarify|handoff|goodbye), the active flow even
+    # when the turn was not understood, the values collected and which were confirmed.
+    act: str = ""
+    flow: str = ""
+    slots: dict[str, str] = field(default_factory=dict)
+    confirmed: list[str] = field(default_factory=list)
+    # The dialogue's own decision to hand off (complex_flow | cannot_do | action_failed |
+    # not_collected), "" when none: pipeline/escalation.py turns it into a handoff.
+    handoff: str = ""
+    handoff_detail: str = ""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Builds one call's analysis graph and runs a leg's audio through it.
 
-Caller leg (the policy stage replies only while ``policy.mode`` is "bot")::
+Caller leg (the policy stage, one dialogue per call, replies only while ``policy.mode``
+is "bot")::
 
     Ingress → VAD → ASR → Prosody → NLU → Policy → TTS → ReplySink
 
@@ -126,10 +127,10 @@ class CallGraph:
 
     def _understanding(self, ctx: CallContext, bundle, leg: str) -> list[FrameProcessor]:
         try:
-            articles, index = bundle.knowledge()
+            _articles, index = bundle.knowledge()
         except KnowledgeBaseError as exc:
             log.warning("no knowledge base (%s): intents will be out_of_scope", exc)
-            articles, index = [], None
+            index = None
         try:
             intents = bundle.intents()
         except IntentExamplesError as exc:
@@ -137,9 +138,10 @@ class CallGraph:
             intents = None
         self.tts = TTSStage(ctx, leg, bundle.phrases(), bundle.executor("tts"),
                             self._on_reply_audio)
+        nlu_worker = bundle.executor("nlu")
         return [
-            NLUStage(ctx, leg, index, intents, bundle.embedder(), bundle.executor("nlu")),
-            PolicyStage(ctx, leg, articles),
+            NLUStage(ctx, leg, index, intents, bundle.embedder(), nlu_worker),
+            PolicyStage(ctx, leg, bundle.dialogue(), nlu_worker),
             self.tts,
         ]
 
@@ -152,7 +154,7 @@ class CallGraph:
         return {s.stage_name: s.monitor.rung for s in self.stages}
 
     async def prewarm(self) -> None:
-        """Render the policy's fixed phrases, if the process has not yet, so the first
+        """Render the dialogue's fixed phrases, if the process has not yet, so the first
         reply starts at once (off the loop; nothing to do after ModelBundle.warm_up)."""
         if self.tts is not None:
             await self.tts.prewarm(FIXED_PHRASES)

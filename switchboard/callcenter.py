@@ -2,12 +2,14 @@
 
 Every edge (SIP today; WebRTC and carrier media streams next) brings a caller here through
 :meth:`CallCenter.admit` and :meth:`CallCenter.run_call`. A call starts in bot mode: the
-bot greets the caller and answers. When a rule of pipeline/escalation.py fires (the caller
-asks for a person, presses 0, is not understood twice, or their anger passes 7 of 10), the
-call is handed off:
+bot greets the caller with the dialogue's opening line and holds the conversation
+(pipeline/dialogue.py, in the caller's graph). When a rule of pipeline/escalation.py fires
+(the caller asks for a person, presses 0, is not understood twice, their anger passes 7 of
+10, or the dialogue cannot finish the request itself), the call is handed off:
 
-1. the bot says it is connecting the caller, stops answering, and the caller hears hold
-   music (with a spoken reassurance now and then), never dead air;
+1. the bot says it is connecting the caller (the dialogue's own words when it decided),
+   stops answering, and the caller hears hold music (with a spoken reassurance now and
+   then), never dead air;
 2. free agents' phones are rung one after another (:class:`AgentDirectory`; each agent
    is reached through an :class:`AgentLine`, a SIP phone today), each for ``ring_s``;
 3. the first to answer is bridged to the caller with the context ready (transcript so far,
@@ -34,8 +36,9 @@ import numpy as np
 
 from switchboard.config import Settings
 from switchboard.models.tts import split_sentences
+from switchboard.pipeline.dialogue import GREETINGS, greeting
 from switchboard.pipeline.escalation import Escalation, HandoffReason
-from switchboard.pipeline.events import Event, HandoffRequested, HandoffUpdate
+from switchboard.pipeline.events import BotReply, Event, HandoffRequested, HandoffUpdate
 from switchboard.telephony.call import Call, CallState, Leg
 from switchboard.telephony.edge import MediaEdge
 from switchboard.telephony.recorder import CallRecorder
@@ -43,7 +46,8 @@ from switchboard.telephony.routing import Role
 
 log = logging.getLogger(__name__)
 
-GREETING = "Hello, thanks for calling. How can I help you today?"
+#: A greeting (each call's own is the dialogue's, ``dialogue.greeting(call_id)``).
+GREETING = GREETINGS[0]
 CONNECTING = "Let me connect you with one of our agents. One moment, please."
 STILL_WAITING = "Thanks for waiting. An agent will be with you shortly."
 NO_AGENT = ("I'm sorry, all our agents are busy right now. We'll call you back as soon as "
@@ -147,7 +151,7 @@ class CallCenter:
             call.add_leg("caller", Role.CALLER, caller)
             call.routing.connect("caller", "bot")
             call.set_state(CallState.BOT, "answered")
-            call.say(await self.phrase(GREETING), "greeting")
+            await self._greet(call)
             await call.wait()
         except asyncio.CancelledError:
             call.end("shutdown")
@@ -163,6 +167,14 @@ class CallCenter:
                 self.agents.busy.discard(record.agent)
             self._record_end(record)
         return call
+
+    async def _greet(self, call: Call) -> None:
+        """Play the dialogue's opening line (prewarmed) and publish it, so the timeline,
+        the store and the agent's context hold it as the bot's first words."""
+        text = greeting(call.call_id)
+        call.say(await self.phrase(text), "greeting")
+        call.publish(BotReply(call_id=call.call_id, leg="caller", t_audio=call.t_audio(),
+                              reply_id=0, text=text, act="greet"))
 
     def _record_end(self, record: CallRecord) -> None:
         if self.store is None:
@@ -213,10 +225,13 @@ class CallCenter:
         call = record.call
         call.set_state(CallState.WAITING, reason.rule)
         call.settings.policy.mode = "agent"  # the bot stops answering
-        call.bot.flush()
+        if reason.rule != "dialogue":
+            # The dialogue's own handoff line says what CONNECTING would: let it play.
+            call.bot.flush()
         context = call.context()
         record.handoff = {"rule": reason.rule, "detail": reason.detail,
-                          "requested_at": time.time(), "context": context, "status": "waiting"}
+                          "t_audio": reason.t_audio, "requested_at": time.time(),
+                          "context": context, "status": "waiting"}
         call.publish(HandoffRequested(call_id=call.call_id, leg="caller", t_audio=reason.t_audio,
                                       rule=reason.rule, detail=reason.detail, context=context))
         asyncio.get_running_loop().create_task(self._handoff(record), name="handoff")
@@ -225,7 +240,10 @@ class CallCenter:
         call = record.call
         opts = self.settings.handoff
         try:
-            await self._announce(call, CONNECTING)
+            if record.handoff["rule"] == "dialogue":
+                await self._bot_line_played(call, record.handoff["t_audio"])
+            else:
+                await self._announce(call, CONNECTING)
             call.routing.connect("caller", "hold")
             deadline = time.monotonic() + opts.wait_s
             reassure = asyncio.get_running_loop().create_task(self._reassure(call))
@@ -312,6 +330,30 @@ class CallCenter:
         call.publish(HandoffUpdate(call_id=call.call_id, leg="caller", t_audio=call.t_audio(),
                                    status=status, agent=agent, detail=detail))
 
+    async def _bot_line_played(self, call: Call, t_audio: float) -> None:
+        """Wait until the bot's reply to the caller's utterance at ``t_audio`` (the
+        dialogue's handoff line) has started and finished playing, at most ~20 s."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        def audio_started() -> bool:
+            return any(e.kind == "reply_audio" and e.t_audio >= t_audio
+                       for e in reversed(call.bus.history[-50:]))
+
+        while not call.ending and not audio_started() and loop.time() - started < 5.0:
+            await asyncio.sleep(0.05)
+        quiet_since = None
+        while not call.ending and loop.time() - started < 20.0:
+            # A reply is rendered sentence by sentence: a short gap between sentences is
+            # not its end.
+            if call.bot.playing:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = loop.time()
+            elif loop.time() - quiet_since > 0.4:
+                return
+            await asyncio.sleep(0.05)
+
     async def _announce(self, call: Call, text: str) -> None:
         """Say ``text`` as the bot and return when it has been played."""
         pcm = await self.phrase(text)
@@ -334,7 +376,7 @@ class CallCenter:
 
     async def prewarm(self) -> None:
         """Render the fixed phrases before the first call."""
-        for text in (GREETING, CONNECTING, STILL_WAITING, NO_AGENT):
+        for text in (*GREETINGS, CONNECTING, STILL_WAITING, NO_AGENT):
             await self.phrase(text)
 
     # --- the API's view

@@ -30,6 +30,7 @@ from pathlib import Path
 from switchboard.pipeline.budgets import StageMonitor
 from switchboard.pipeline.context import CallContext
 from switchboard.pipeline.events import (
+    BotReply,
     BotReplyInterrupted,
     CallStateChanged,
     DtmfReceived,
@@ -356,12 +357,21 @@ class Call:
             self.on_dtmf(leg.id, digit)
 
     def context(self) -> dict:
-        """What an agent gets with a handed-off call: the transcript so far, the intent,
-        the anger score and its trend."""
+        """What an agent gets with a handed-off call: the transcript so far (the bot's
+        replies as leg "bot"), the intent, the anger score and its trend, and the
+        dialogue's record: the flow, the values collected (and which the caller
+        confirmed), and why the dialogue handed off when it did."""
         transcript, intent, anger = [], None, []
+        dialogue: dict | None = None
         for e in self.bus.history:
             if isinstance(e, TranscriptFinal) and e.text:
                 transcript.append({"leg": e.leg, "t": round(e.t_audio, 2), "text": e.text})
+            elif isinstance(e, BotReply) and e.text:
+                transcript.append({"leg": "bot", "t": round(e.t_audio, 2), "text": e.text})
+                if e.act and e.act != "greet":
+                    dialogue = {"flow": e.flow or None, "slots": dict(e.slots),
+                                "confirmed": list(e.confirmed), "handoff": e.handoff or None,
+                                "detail": e.handoff_detail}
             elif isinstance(e, IntentDetected) and e.leg == "caller" and e.intent:
                 intent = {"intent": e.intent, "confidence": round(e.confidence, 3),
                           "text": e.text}
@@ -373,7 +383,8 @@ class Call:
         return {"call_id": self.call_id, "channel": self.channel,
                 "caller": caller.edge.peer if caller else None,
                 "transcript": transcript, "intent": intent,
-                "anger": anger[-1] if anger else None, "anger_trend": anger[-10:]}
+                "anger": anger[-1] if anger else None, "anger_trend": anger[-10:],
+                "dialogue": dialogue}
 
 
 async def _frames(leg: Leg) -> AsyncIterator[CallAudioFrame]:

@@ -82,3 +82,61 @@ def test_the_handoff_key_and_a_single_decision():
 def test_asking_for_a_person_can_be_switched_off():
     rules = Escalation(EscalationOptions(ask_for_person=False))
     assert rules.on_event(final("can I talk to a human please")) is None
+
+
+def dialogue_reply(act, intent="", handoff="", detail=""):
+    return BotReply(call_id="c", leg="caller", t_audio=3.0, text="...", intent=intent,
+                    act=act, handoff=handoff, handoff_detail=detail)
+
+
+def test_the_dialogues_own_handoff_is_a_rule():
+    rules = Escalation(EscalationOptions())
+    assert rules.on_event(dialogue_reply("ask", "manage_dispute_bill")) is None
+    reason = rules.on_event(dialogue_reply("handoff", "manage_dispute_bill", "complex_flow",
+                                           "manage_dispute_bill is marked complex"))
+    assert reason is not None and reason.rule == "dialogue"
+    assert reason.detail == "complex_flow: manage_dispute_bill is marked complex"
+    off = Escalation(EscalationOptions(dialogue=False))
+    assert off.on_event(dialogue_reply("handoff", "x", "cannot_do", "no action")) is None
+
+
+def test_only_clarifying_questions_count_as_not_understood(data):
+    """Played through a real dialogue: asking again for a value the caller has not given
+    is not a misunderstanding; the dialogue's own limit (max_asks) hands off instead, as
+    the rule "dialogue". Two clarifying questions in a row still hand off."""
+    from switchboard.pipeline.dialogue import DialogueManager, flow_plans
+    from switchboard.pipeline.knowledge import load_abcd
+
+    from switchboard.config import DialogueOptions
+
+    plans = flow_plans(load_abcd(data / "kb" / "abcd"))
+    manager = DialogueManager(plans, DialogueOptions(max_asks=3), seed="c")
+    rules = Escalation(EscalationOptions(misunderstood_in_a_row=2))
+
+    def turn(text, intent=""):
+        r = manager.turn(text, intent, 0.5)
+        event = dialogue_reply(r.act, (r.flow or "") if r.understood else "",
+                               r.handoff.reason if r.handoff else "",
+                               r.handoff.detail if r.handoff else "")
+        return r, rules.on_event(event)
+
+    r, decided = turn("I want to check the status of my order", "status")
+    assert r.act == "ask" and decided is None
+    r, decided = turn("Jane Demo")
+    assert (r.act, r.slot, decided) == ("ask", "order_id", None)
+    # Three answers with no order ID in them: re-asks, not understood (the old rule
+    # would have handed off at the second)...
+    for _ in range(2):
+        r, decided = turn("I don't have it")
+        assert (r.act, r.understood, decided) == ("ask", False, None)
+    # ...until the dialogue gives up after max_asks and hands off itself.
+    r, decided = turn("I don't have it")
+    assert r.act == "handoff" and decided is not None and decided.rule == "dialogue"
+    assert decided.detail.startswith("not_collected")
+
+    rules = Escalation(EscalationOptions(misunderstood_in_a_row=2))
+    manager = DialogueManager(plans, DialogueOptions(), seed="d")
+    r, decided = turn("blah blah the weather")
+    assert r.act == "clarify" and decided is None
+    r, decided = turn("something about nothing at all")
+    assert r.act == "clarify" and decided is not None and decided.rule == "not_understood"

@@ -1,43 +1,120 @@
-"""Policy stage: decides the bot's reply to each understood caller utterance."""
+"""Policy stage: the bot's side of the conversation, one dialogue per call.
+
+Each understood caller utterance (``IntentDetected``) is a turn of the call's
+:class:`~switchboard.pipeline.dialogue.DialogueManager`; its reply goes out as a
+``BotReply`` carrying the dialogue's view (act, flow, slots, confirmed values, and its
+own decision to hand off, which pipeline/escalation.py turns into a handoff). A reply that
+asks for a business action is spoken first ("One moment..."), the action runs through the
+action interface (pipeline/actions.py; async, so a webhook never blocks the loop), and
+what the dialogue says about the result follows. The bot replies only while
+``policy.mode`` is "bot": the call center flips it to "agent" at a handoff.
+"""
 
 from __future__ import annotations
 
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
 from pipecat.processors.frame_processor import FrameDirection
 from switchboard.models.intent import OUT_OF_SCOPE
+from switchboard.pipeline.actions import ActionError, ActionRequest, ActionResult, Actions
 from switchboard.pipeline.context import CallContext
+from switchboard.pipeline.dialogue import DialogueManager, DialogueReply, FaqSource, FlowPlan
 from switchboard.pipeline.events import BotReply, IntentDetected
 from switchboard.pipeline.frames import EventFrame
-from switchboard.pipeline.policy import compose
 from switchboard.pipeline.stages.base import Stage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DialogueKit:
+    """What every call's dialogue shares, built once per process (ModelBundle.dialogue):
+    the flow plans from the knowledge base, the FAQ answerer, the action interface."""
+
+    plans: dict[str, FlowPlan]
+    faq: FaqSource | None
+    actions: Actions | None
 
 
 class PolicyStage(Stage):
-    """Bot mode: answers every caller intent from the knowledge base."""
+    """The bot's replies on one call: a DialogueManager fed by the caller's intents.
+
+    Turns run on ``executor`` (the bundle's NLU worker: a FAQ question is embedded with
+    the same MiniLM), in order, so the dialogue's state is only touched by one turn at a
+    time.
+    """
 
     stage_name = "policy"
 
-    def __init__(self, ctx: CallContext, leg: str, articles):
-        super().__init__(ctx, leg)
-        self._articles = {a.id: a for a in articles or []}
+    def __init__(self, ctx: CallContext, leg: str, kit: DialogueKit | None,
+                 executor: Executor | None = None):
+        super().__init__(ctx, leg, executor)
+        self._kit = kit or DialogueKit({}, None, None)
+        self.manager = DialogueManager(self._kit.plans, ctx.settings.dialogue,
+                                       faq=self._kit.faq, seed=ctx.call_id)
         self._replies = 0
+
+    @property
+    def bot_mode(self) -> bool:
+        return self.ctx.settings.policy.mode == "bot"
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
         if (isinstance(frame, EventFrame) and isinstance(frame.event, IntentDetected)
-                and frame.event.leg == self.leg == "caller"
-                and self.ctx.settings.policy.mode == "bot"):
-            await self._reply(frame.event)
+                and frame.event.leg == self.leg == "caller" and self.bot_mode):
+            await self._turn(frame.event)
 
-    async def _reply(self, intent: IntentDetected) -> None:
-        article = None if intent.intent == OUT_OF_SCOPE else self._articles.get(intent.intent)
-        words = len(intent.text.split())
-        if article is None and words < self.ctx.settings.policy.min_words_to_clarify:
+    async def _turn(self, intent: IntentDetected) -> None:
+        manager = self.manager
+        # An unrecognised fragment ("Hi.", "Also,") with no question pending is a pause
+        # mid-thought: wait for more rather than ask the caller to repeat. With a question
+        # pending, short answers ("yes", "gold") are exactly what the dialogue needs.
+        if (manager.state.awaiting is None and intent.intent == OUT_OF_SCOPE
+                and len(intent.text.split()) < self.ctx.settings.policy.min_words_to_clarify):
             return
-        reply = compose(article)
+        try:
+            reply = await self.run_blocking(manager.turn, intent.text, intent.intent,
+                                            intent.confidence)
+        except Exception as exc:  # noqa: BLE001 - a failed turn is reported, the call goes on
+            await self.fail(intent.t_audio, exc)
+            return
+        await self._say(reply, intent)
+        if reply.action is None:
+            return
+        result = await self._perform(reply.action)
+        if not self.bot_mode:
+            return  # handed off while the action ran: the agent tells the caller
+        await self._say(manager.action_done(result), intent)
+
+    async def _perform(self, request: ActionRequest) -> ActionResult:
+        actions = self._kit.actions
+        if actions is None:
+            return ActionResult.failed("no action interface configured")
+        request = ActionRequest(request.kind, request.params, self.ctx.call_id, request.flow)
+        try:
+            return await actions.perform(request)
+        except ActionError as exc:
+            return ActionResult.failed(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a broken back end goes to a human
+            log.exception("action %s failed on call %s", request.kind, self.ctx.call_id)
+            return ActionResult.failed(f"{type(exc).__name__}: {exc}")
+
+    async def _say(self, reply: DialogueReply, intent: IntentDetected) -> None:
+        if not reply.text and reply.handoff is None:
+            return
+        state = self.manager.state
         self._replies += 1
         await self.emit(BotReply(
             call_id=self.ctx.call_id, leg=self.leg, t_audio=intent.t_audio,
             latency_ms=self.clock.latency_ms(intent.t_audio), utterance=intent.utterance,
-            reply_id=self._replies, text=reply.text, intent=reply.intent,
+            reply_id=self._replies, text=reply.text,
+            intent=(reply.flow or "") if reply.understood else "",
+            act=reply.act, flow=reply.flow or "",
+            slots={k: s.value for k, s in state.slots.items()},
+            confirmed=[k for k, s in state.slots.items() if s.confirmed],
+            handoff=reply.handoff.reason if reply.handoff else "",
+            handoff_detail=reply.handoff.detail if reply.handoff else "",
         ))
