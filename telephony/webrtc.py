@@ -23,7 +23,6 @@ import contextlib
 import fractions
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 
@@ -35,6 +34,7 @@ from aiortc import (
     RTCSessionDescription,
     sdp,
 )
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from switchboard.telephony.edge import FRAME_BYTES, SILENCE
 from switchboard.telephony.paced import PacedFrames
@@ -46,7 +46,7 @@ SAMPLES = FRAME_BYTES // 2
 #: Longest call a reader serves (its loop's bound): 8 hours of frames.
 MAX_FRAMES = 8 * 3600 * 50
 #: Outbound frames held for aiortc's sender; more means the sender fell behind.
-OUT_BACKLOG = 4
+OUT_BACKLOG = 2
 #: Largest offer accepted (a browser's is 3-6 kB).
 MAX_OFFER = 64 * 1024
 DIGITS = set("0123456789*#ABCD")
@@ -57,32 +57,34 @@ class OfferError(ValueError):
 
 
 class OutboundTrack(MediaStreamTrack):
-    """Our audio toward the peer: the call's frames, paced on our own 20 ms clock."""
+    """Our audio toward the peer: each frame the call's mixer sends, as soon as it comes.
+
+    aiortc's sender asks for the next frame as soon as it has sent one; the mixer's 20 ms
+    tick paces it. Without a tick for ``GAP_S`` (the call not started yet, a stalled loop)
+    silence goes out so the stream's timestamps keep time; a backlog beyond
+    ``OUT_BACKLOG`` frames is dropped from the oldest, so nothing is heard late.
+    """
 
     kind = "audio"
+    GAP_S = 0.06
 
     def __init__(self) -> None:
         super().__init__()
-        self._frames: deque[bytes] = deque(maxlen=OUT_BACKLOG)
-        self._start: float | None = None
+        self._frames: asyncio.Queue[bytes] = asyncio.Queue(OUT_BACKLOG)
         self._pts = 0
 
     def push(self, pcm: bytes) -> None:
-        self._frames.append(pcm)  # a full deque drops the oldest: never heard late
+        if self._frames.full():
+            self._frames.get_nowait()
+        self._frames.put_nowait(pcm)
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        else:
-            delay = self._start + self._pts / RATE - now
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif delay < -0.2:
-                self._start = now - self._pts / RATE  # the loop stalled: do not burst
-        pcm = self._frames.popleft() if self._frames else SILENCE
+        try:
+            pcm = await asyncio.wait_for(self._frames.get(), self.GAP_S)
+        except TimeoutError:
+            pcm = SILENCE
         frame = av.AudioFrame(format="s16", layout="mono", samples=SAMPLES)
         frame.planes[0].update(pcm)
         frame.sample_rate = RATE
@@ -229,6 +231,21 @@ class WebRtcEdge:
             await asyncio.gather(self._reader, return_exceptions=True)
 
 
+def short_jitter_buffer(receiver) -> None:
+    """Hold one frame, not aiortc's four, before decoding the peer's audio.
+
+    aiortc releases an audio frame only once the four after it have arrived: 80 ms on
+    every turn, on top of the call's own pacing (:class:`PacedFrames` already smooths
+    bursts and a late frame is dropped either way). One frame of look-ahead is the least
+    its buffer can do (a frame is known complete when the next one starts). The buffer is
+    a private attribute of aiortc 1.15's receiver; another version keeps its own.
+    """
+    attribute = "_RTCRtpReceiver__jitter_buffer"
+    if getattr(receiver, "_RTCRtpReceiver__kind", "audio") == "audio" and hasattr(
+            receiver, attribute):
+        setattr(receiver, attribute, JitterBuffer(capacity=16, prefetch=1))
+
+
 async def answer(offer_sdp: str, offer_type: str = "offer", peer: str = "webrtc:",
                  media_timeout_s: float = 10.0) -> tuple[WebRtcEdge, RTCSessionDescription]:
     """Answer a peer's offer: its edge and our answer; :class:`OfferError` if we cannot."""
@@ -252,6 +269,8 @@ async def answer(offer_sdp: str, offer_type: str = "offer", peer: str = "webrtc:
     edge = WebRtcEdge(pc, peer, media_timeout_s)
     try:
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        for receiver in pc.getReceivers():
+            short_jitter_buffer(receiver)
         pc.addTrack(edge.outbound)  # takes the offer's audio transceiver
         await pc.setLocalDescription(await pc.createAnswer())
     except Exception as exc:  # noqa: BLE001 - aiortc refuses offers in many ways

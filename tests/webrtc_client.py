@@ -61,6 +61,7 @@ class PeerResult:
     call_id: str = ""
     heard: bytearray = field(default_factory=bytearray)  # 16 kHz int16
     heard_at: list[tuple[float, int]] = field(default_factory=list)  # (time, bytes so far)
+    frames: list[tuple[float, int]] = field(default_factory=list)  # (time, peak) received
     events: list[dict] = field(default_factory=list)
     status: int = 0
     error: str = ""
@@ -96,9 +97,13 @@ async def call_bot(base_url: str, pcm: np.ndarray, listen_s: float = 3.0,
                 frame = await asyncio.wait_for(remote.recv(), 5.0)
             except (MediaStreamError, TimeoutError):
                 return
+            peak = 0
             for out in resampler.resample(frame):
-                result.heard += out.to_ndarray().tobytes()
+                samples = out.to_ndarray()
+                result.heard += samples.tobytes()
+                peak = max(peak, int(np.abs(samples.astype(np.int32)).max(initial=0)))
             result.heard_at.append((time.monotonic(), len(result.heard)))
+            result.frames.append((time.monotonic(), peak))
 
     async def press(at: float, digit: str) -> None:
         await asyncio.sleep(at)
@@ -111,6 +116,12 @@ async def call_bot(base_url: str, pcm: np.ndarray, listen_s: float = 3.0,
         if remote.kind == "audio":
             readers.append(asyncio.ensure_future(record(remote)))
 
+    # A browser's jitter buffer adapts down to a frame or two on a clean network; aiortc's
+    # holds four (80 ms). The peer stands in for a browser: one frame, as the server's.
+    from switchboard.telephony.webrtc import short_jitter_buffer
+
+    for receiver in pc.getReceivers():
+        short_jitter_buffer(receiver)
     try:
         await pc.setLocalDescription(await pc.createOffer())
         async with aiohttp.ClientSession() as http, http.post(
