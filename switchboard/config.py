@@ -43,6 +43,32 @@ class VADOptions:
 
 
 @dataclass
+class TurnOptions:
+    """End of the caller's turn (pipeline/turn.py): decided at ``vad.stop_ms`` of silence.
+
+    Smart Turn v3.2 and the speculative transcript are read at ``vad.stop_ms`` of
+    silence; the turn then ends at ``complete_wait_ms`` when Smart Turn scores it complete
+    (``threshold``) and its last words do not continue, at ``max_wait_ms`` when Smart Turn
+    is unsure, at ``hold_ms`` when the words are unfinished ("... and", "my number is",
+    part of a phone number) or Smart Turn scores it under ``incomplete_below``. Pauses
+    between two finished sentences are mostly under 320 ms, a rhetorical pause after "my
+    fellow Americans" a second (docs/evaluation.md has the curve). ``enabled = false``:
+    ``vad.stop_ms`` of silence alone ends the turn, as before. ``text_wait_ms``: how long
+    (wall clock) the decision waits for the pause's transcript before deciding without.
+    """
+
+    enabled: bool = True
+    smart_turn: bool = True
+    use_words: bool = True
+    threshold: float = 0.5
+    incomplete_below: float = 0.1
+    complete_wait_ms: int = 320
+    max_wait_ms: int = 600
+    hold_ms: int = 1200
+    text_wait_ms: int = 3000
+
+
+@dataclass
 class ASROptions:
     """Streaming Whisper: partials while speaking, a speculative final at each pause.
 
@@ -283,6 +309,7 @@ class Settings:
 
     audio: AudioOptions = field(default_factory=AudioOptions)
     vad: VADOptions = field(default_factory=VADOptions)
+    turn: TurnOptions = field(default_factory=TurnOptions)
     asr: ASROptions = field(default_factory=ASROptions)
     prosody: ProsodyOptions = field(default_factory=ProsodyOptions)
     nlu: NLUOptions = field(default_factory=NLUOptions)

@@ -6,7 +6,9 @@ Whisper is not a streaming model, so streaming is built around it:
 - *speculative final*: at the first pause (VAD's SpeechPaused) the utterance is decoded at
   once, while VAD is still waiting to be sure the turn is over; if speech resumes the
   result is dropped, and if the turn ends at that pause it becomes the final with no
-  further work, hiding the decode behind the end-of-turn wait.
+  further work, hiding the decode behind the end-of-turn wait. Its text also goes back to
+  the VAD stage (``pipeline/turn.py``'s ``TurnText``): the turn's last words are part of
+  the end-of-turn decision, so the decision waits for this decode whatever it concludes.
 The ``fallback_model`` rung decodes with ``asr.fallback_model`` on a shorter window
 (``asr.fallback_min_window_s``): a genuinely cheaper decode even when it is the same model
 (tiny.en by default). Its results name the model and window ("tiny.en@8s"), so the prosody
@@ -36,6 +38,7 @@ from switchboard.pipeline.events import (
 )
 from switchboard.pipeline.frames import CallAudioFrame, EventFrame, VoiceEmbeddingFrame
 from switchboard.pipeline.stages.base import Stage
+from switchboard.pipeline.turn import turn_text
 
 from switchboard.config import ASROptions
 
@@ -70,6 +73,7 @@ class ASRStage(Stage):
         self._next_partial = 0.0
         self._partial: asyncio.Task | None = None
         self._spec: tuple[int, float, asyncio.Task] | None = None
+        self._texts = turn_text(ctx, leg)  # where the VAD stage waits for a pause's words
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -96,6 +100,12 @@ class ASRStage(Stage):
             task = self.spawn(self._decode(self._t_start, event.t_audio + POST_ROLL_S,
                                             embed=True))
             self._spec = (event.utterance, event.t_audio, task)
+            task.add_done_callback(
+                lambda t, u=event.utterance, at=event.t_audio: self._texts.offer(
+                    u, at, t.result().text if not t.cancelled() and t.exception() is None
+                    else None))
+        elif isinstance(event, SpeechPaused):
+            self._texts.offer(event.utterance, event.t_audio, None)  # no decode: no words
         elif isinstance(event, SpeechResumed):
             if self._spec is not None:
                 self._cancel_pending(self._spec[2])
