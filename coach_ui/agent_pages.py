@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
@@ -36,7 +37,8 @@ SESSIONS = web.AppKey("sessions", Sessions)
 DESK = web.AppKey("desk", AgentDesk)
 
 
-def install(app: web.Application, users: UserStore, desk: AgentDesk, page) -> None:
+def install(app: web.Application, users: UserStore, desk: AgentDesk,
+            page: Callable[[str], web.Response]) -> None:
     """Add the agents' routes; ``page(name)`` renders a static page with its headers."""
     app[USERS] = users
     app[SESSIONS] = Sessions()

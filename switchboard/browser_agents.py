@@ -18,6 +18,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aiortc import RTCSessionDescription
+
+from switchboard.callcenter import AgentLine
 from switchboard.telephony import webrtc
 from switchboard.telephony.edge import MediaEdge
 
@@ -109,7 +112,8 @@ class AgentDesk:
                     with contextlib.suppress(Exception):
                         await ring.future.result().close("ring ended")
 
-    async def answer(self, agent: str, call_id: str, offer_sdp: str):
+    async def answer(self, agent: str, call_id: str, offer_sdp: str
+                     ) -> RTCSessionDescription:
         """The agent's page answers with its offer: our SDP answer (raises
         :class:`NotRinging`, :class:`~switchboard.telephony.webrtc.OfferError`)."""
         ring = self._rings.get(call_id)
@@ -141,7 +145,7 @@ class AgentDesk:
 class AgentLines:
     """Rings an agent where they are: their open page first, else their SIP phone."""
 
-    def __init__(self, desk: AgentDesk, phone=None) -> None:
+    def __init__(self, desk: AgentDesk, phone: AgentLine | None = None) -> None:
         self.desk = desk
         self.phone = phone
 

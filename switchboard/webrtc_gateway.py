@@ -27,6 +27,7 @@ from switchboard.pipeline.events import (
     TranscriptPartial,
 )
 from switchboard.telephony import webrtc
+from switchboard.telephony.call import Call
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class WebRtcGateway:
         return web.json_response({"sdp": local.sdp, "type": local.type,
                                   "call_id": call.call_id})
 
-    async def _run(self, call, edge: webrtc.WebRtcEdge) -> None:
+    async def _run(self, call: Call, edge: webrtc.WebRtcEdge) -> None:
         try:
             connected = await edge.wait_connected(self.ice_timeout_s)
         except asyncio.CancelledError:
@@ -99,7 +100,7 @@ class WebRtcGateway:
         edge.notify({"kind": "call", "call_id": call.call_id})
         await self.center.run_call(call, edge)
 
-    def _never_connected(self, call, edge: webrtc.WebRtcEdge) -> None:
+    def _never_connected(self, call: Call, edge: webrtc.WebRtcEdge) -> None:
         """The record of a call whose connection never came up."""
         self.center.calls.pop(call.call_id, None)
         store = self.center.store

@@ -18,10 +18,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 from switchboard.telephony.edge import FRAME_BYTES, SILENCE
 from switchboard.telephony.paced import PacedFrames
+
+if TYPE_CHECKING:
+    import pyaudio
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ class NoSoundDevice(RuntimeError):
     """No usable microphone or speakers (or PyAudio itself is missing)."""
 
 
-def find_devices(name: str | None = None) -> tuple[object, int, int]:
+def find_devices(name: str | None = None) -> tuple[pyaudio.PyAudio, int, int]:
     """(PyAudio instance, input device index, output device index).
 
     ``name`` picks the first device whose name contains it; otherwise the system's
@@ -90,7 +94,7 @@ def _default(get: Callable[[], dict], devices: list[dict], key: str) -> list[dic
 class SoundDeviceEdge:
     """The desk's microphone and speakers, as the call's caller."""
 
-    def __init__(self, pa, input_index: int, output_index: int) -> None:
+    def __init__(self, pa: pyaudio.PyAudio, input_index: int, output_index: int) -> None:
         self.pa = pa
         self.peer = f"desk:{pa.get_device_info_by_index(input_index)['name']}"
         self.on_dtmf: Callable[[str], None] | None = None
