@@ -153,6 +153,7 @@ class BotReply(Event):
     # when the turn was not understood, the values collected and which were confirmed.
     act: str = ""
     flow: str = ""
+    slot: str = ""  # the value asked for or read back ("customer_name|account_id": either)
     slots: dict[str, str] = field(default_factory=dict)
     confirmed: list[str] = field(default_factory=list)
     # The dialogue's own decision to hand off (complex_flow | cannot_do | action_failed |

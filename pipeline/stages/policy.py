@@ -112,7 +112,7 @@ class PolicyStage(Stage):
             latency_ms=self.clock.latency_ms(intent.t_audio), utterance=intent.utterance,
             reply_id=self._replies, text=reply.text,
             intent=(reply.flow or "") if reply.understood else "",
-            act=reply.act, flow=reply.flow or "",
+            act=reply.act, flow=reply.flow or "", slot=reply.slot or "",
             slots={k: s.value for k, s in state.slots.items()},
             confirmed=[k for k, s in state.slots.items() if s.confirmed],
             handoff=reply.handoff.reason if reply.handoff else "",
