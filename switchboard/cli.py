@@ -1,6 +1,7 @@
 """The ``switchboard`` command line.
 
     switchboard simulate CALL [--realtime | --fast] [--json OUT] [--wav OUT]
+                              [--leg caller|agent | --channels caller,agent]
     switchboard demo
     switchboard talk [--device NAME] [--seconds N]
     switchboard models
@@ -82,12 +83,17 @@ def _run_interruptible(coro, reason: str):
 def cmd_simulate(args: argparse.Namespace, bundle=None) -> int:
     """Play one recording through the graph; ``bundle`` reuses already-loaded models."""
     from switchboard.pipeline.store import CallStore
-    from switchboard.session import CallEnd, run_call
+    from switchboard.session import CallEnd, load_channels, run_call, run_legs
     from switchboard.telephony.audio_file import AudioFileError, load
-    from switchboard.timeline import TimelinePrinter, latency_lines
+    from switchboard.timeline import OrderedTimelinePrinter, TimelinePrinter, latency_lines
 
+    legs = _channel_legs(getattr(args, "channels", None))
+    if legs is None:
+        return 2
     try:
         recording = load(args.call)
+        # A two-party recording: one leg per channel, each analysed as its own leg.
+        split = load_channels(args.call, legs) if legs else None
     except AudioFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -101,27 +107,40 @@ def cmd_simulate(args: argparse.Namespace, bundle=None) -> int:
     mode = "real time" if args.realtime else "fast"
     print(f"call: {recording.path} ({recording.duration_s:.1f} s, {recording.source_format}, "
           f"{recording.source_rate} Hz, {recording.source_channels} ch) in {mode}")
-    printer = [] if args.quiet else [TimelinePrinter()]
+    if split:
+        parties = ", ".join(f"channel {i + 1} = {leg}" for i, leg in enumerate(legs))
+        print(f"two parties: {parties}; the bot does not answer (a person is on the call)")
+        ordered = OrderedTimelinePrinter(legs)
+        printer = [] if args.quiet else [ordered]
+    else:
+        ordered = None
+        printer = [] if args.quiet else [TimelinePrinter()]
     store = CallStore(settings.store.url)
     call_id = getattr(args, "call_id", None) or uuid.uuid4().hex[:12]
+    if split:
+        run = run_legs(split, settings, bundle, realtime=args.realtime, subscribers=printer,
+                       store=store, call_id=call_id)
+    else:
+        run = run_call(recording, settings, bundle, realtime=args.realtime,
+                       subscribers=printer, store=store, leg=args.leg, call_id=call_id)
     try:
-        result = _run_interruptible(
-            run_call(recording, settings, bundle, realtime=args.realtime,
-                     subscribers=printer, store=store, leg=args.leg, call_id=call_id),
-            CallEnd.INTERRUPTED)
+        result = _run_interruptible(run, CallEnd.INTERRUPTED)
     except asyncio.CancelledError:
         print(f"\ninterrupted: call {call_id} stopped and recorded as interrupted",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         store.close()
+        if ordered is not None and not args.quiet:
+            ordered.flush()
     print()
-    print("\n".join(latency_lines(result.latency)))
+    print("\n".join(latency_lines(result.latency, realtime=args.realtime)))
     if args.wav:
         import soundfile as sf
 
         sf.write(args.wav, result.stereo, 16000)
-        print(f"\nwrote {args.wav} (left: caller, right: bot replies)")
+        what = "caller, right: agent" if split else "caller, right: bot replies"
+        print(f"\nwrote {args.wav} (left: {what})")
     if args.metrics:
         Path(args.metrics).write_text(result.context.metrics.exposition())
         print(f"wrote {args.metrics} (Prometheus text format)")
@@ -132,6 +151,19 @@ def cmd_simulate(args: argparse.Namespace, bundle=None) -> int:
         Path(args.json).write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def _channel_legs(channels: str | None) -> list[str] | None:
+    """``--channels caller,agent`` as a list of legs; [] when not given; None (after
+    printing why) when it names an unknown or repeated leg."""
+    if not channels:
+        return []
+    legs = [c.strip() for c in channels.split(",") if c.strip()]
+    if not legs or len(set(legs)) != len(legs) or set(legs) - {"caller", "agent"}:
+        print(f"error: --channels takes distinct legs among caller, agent (as "
+              f"'caller,agent'), not {channels!r}", file=sys.stderr)
+        return None
+    return legs
 
 
 DEMO_CALLER_LINES = (
@@ -309,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--no-store", action="store_true", help="do not record the call")
     sim.add_argument("--leg", choices=["caller", "agent"], default="caller",
                      help="whose voice the recording is (agent: stress, no bot replies)")
+    sim.add_argument("--channels", metavar="LEGS",
+                     help="a two-party recording: whose voice each channel is, in order "
+                          "(caller,agent): each channel is analysed as its own leg")
     sim.add_argument("--call-id", help="the call's id in the store (default: random)")
     sim.set_defaults(func=cmd_simulate)
 

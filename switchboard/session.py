@@ -126,6 +126,100 @@ async def run_call(
                             store=store, leg=leg)
 
 
+def load_channels(path: str, legs: list[str]) -> dict[str, Recording]:
+    """Each channel of a multi-channel recording as its own leg (``legs[i]`` is channel
+    ``i``: ``["caller", "agent"]`` for a two-party call recorded in stereo), each
+    converted to 16 kHz mono float32. Raises AudioFileError when the file cannot be read
+    or its channel count is not ``len(legs)``."""
+    import soundfile as sf
+
+    from switchboard.telephony.audio_file import AudioFileError
+    from switchboard.telephony.resample import INTERNAL_RATE, resample
+
+    try:
+        info = sf.info(str(path))
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioFileError(f"{path}: not a readable audio file ({exc})") from exc
+    if audio.shape[1] != len(legs):
+        raise AudioFileError(f"{path}: {audio.shape[1]} channel(s), but --channels names "
+                             f"{len(legs)} ({','.join(legs)})")
+    if audio.size == 0:
+        raise AudioFileError(f"{path}: empty audio (no samples)")
+    fmt = f"{info.format}/{info.subtype}"
+    return {leg: Recording(str(path), resample(np.ascontiguousarray(audio[:, i]), rate,
+                                               INTERNAL_RATE).astype(np.float32),
+                           rate, audio.shape[1], fmt)
+            for i, leg in enumerate(legs)}
+
+
+async def run_legs(
+    recordings: dict[str, Recording],
+    settings: Settings,
+    bundle: ModelBundle,
+    realtime: bool = True,
+    subscribers: Iterable[Callable[[Event], None]] = (),
+    store: CallStore | None = None,
+    call_id: str | None = None,
+    metrics: Metrics | None = None,
+) -> CallResult:
+    """Play a two-party recording, one recording per leg (``{"caller": ..., "agent":
+    ...}``), as one call: each leg through its own graph (the caller's with NLU, the
+    agent's VAD, ASR and stress), both on one bus, started together so their audio times
+    line up. A human agent is on the call, so the bot does not answer (``policy.mode``
+    is "agent"). ``stereo`` holds the caller (left) and the agent (right)."""
+    from switchboard.pipeline.graph import LEGS
+
+    unknown = set(recordings) - set(LEGS)
+    if unknown or not recordings:
+        raise ValueError(f"legs must be among {LEGS}, not {sorted(recordings)}")
+    settings = replace(settings, policy=replace(settings.policy, mode="agent"))
+    if not realtime:
+        settings = replace(settings, prosody=replace(
+            settings.prosody, embedding_wait_ms=math.inf))
+    call_id = call_id or uuid.uuid4().hex[:12]
+    ctx = CallContext(call_id=call_id, settings=settings, metrics=metrics or Metrics())
+    for sub in subscribers:
+        ctx.bus.subscribe(sub)
+    name = next(iter(recordings.values())).path
+    if store is not None:
+        store.begin(ctx.call_id, name)
+    graphs = {leg: CallGraph(ctx, bundle, leg) for leg in recordings}
+    status, error = CallEnd.COMPLETED, None
+    runs = [asyncio.ensure_future(graphs[leg].run(
+        file_source.frames(rec, leg=leg, realtime=realtime)))
+        for leg, rec in recordings.items()]
+    try:
+        await asyncio.gather(*runs)
+    except asyncio.CancelledError as exc:
+        status = end_status(exc)
+        raise
+    except BaseException as exc:
+        status, error = CallEnd.FAILED, f"{type(exc).__name__}: {exc}"
+        log.exception("call %s failed", ctx.call_id)
+        raise
+    finally:
+        for run in runs:
+            if not run.done():
+                run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+        n = max(len(r.audio) for r in recordings.values())
+        stereo = np.zeros((n, 2), dtype=np.int16)
+        for col, leg in enumerate(("caller", "agent")):
+            if leg in recordings:
+                pcm = (np.clip(recordings[leg].audio, -1, 1) * 32767).astype(np.int16)
+                stereo[: len(pcm), col] = pcm
+        rungs = {f"{leg}:{stage}": rung for leg, g in graphs.items()
+                 for stage, rung in g.rungs().items()}
+        result = CallResult(call_id=ctx.call_id, source=name,
+                            events=list(ctx.bus.history), context=ctx, stereo=stereo,
+                            status=status, error=error, latency=latency_table(ctx),
+                            rungs=rungs)
+        if store is not None:
+            store.finish(ctx.call_id, result.events, str(status), error, result.summary())
+    return result
+
+
 async def run_source(
     source: AsyncIterator[CallAudioFrame],
     name: str,

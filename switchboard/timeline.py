@@ -66,8 +66,49 @@ class TimelinePrinter:
                   flush=True)
 
 
-def latency_lines(table: dict[str, dict[str, float]]) -> list[str]:
-    lines = [f"{'stage':18} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'budget':>8}  status",
+class OrderedTimelinePrinter(TimelinePrinter):
+    """A timeline of several legs, printed in audio-time order.
+
+    Each leg's graph runs at its own pace (in fast mode, one may be seconds of audio
+    ahead of the other), so events reach the bus out of audio order. Lines are held
+    until every leg's audio has passed them by ``horizon_s`` (the slowest result, a
+    final transcript, comes that long after its audio), then printed sorted by audio
+    time; :meth:`flush` prints the rest at the end of the call.
+    """
+
+    def __init__(self, legs: list[str] | tuple[str, ...], out: TextIO | None = None,
+                 horizon_s: float = 5.0):
+        super().__init__(out)
+        self._legs = tuple(legs)
+        self._horizon_s = horizon_s
+        self._seen = dict.fromkeys(self._legs, 0.0)  # the latest audio time of each leg
+        self._held: list[tuple[float, int, Event]] = []
+        self._n = 0
+
+    def __call__(self, event: Event) -> None:
+        if event.leg in self._seen:
+            self._seen[event.leg] = max(self._seen[event.leg], event.t_audio)
+        if describe(event) is not None:
+            self._n += 1
+            self._held.append((event.t_audio, self._n, event))
+        self._release(min(self._seen.values()) - self._horizon_s)
+
+    def _release(self, upto: float) -> None:
+        self._held.sort(key=lambda item: item[:2])
+        while self._held and self._held[0][0] <= upto:
+            super().__call__(self._held.pop(0)[2])
+
+    def flush(self) -> None:
+        """Print every line still held (the call is over)."""
+        self._release(math.inf)
+
+
+def latency_lines(table: dict[str, dict[str, float]], realtime: bool = True) -> list[str]:
+    """The latency table; ``realtime=False`` (``--fast``) says what its figures are."""
+    lines = [] if realtime else [
+        "fast mode: the figures are processing time under backlog (the audio was queued "
+        "faster than real time), not what a caller on the line would wait"]
+    lines += [f"{'stage':18} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'budget':>8}  status",
              "-" * 60]
     for step, row in table.items():
         if row["n"] == 0:

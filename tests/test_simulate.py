@@ -251,3 +251,42 @@ def test_a_calm_reader_on_another_channel_is_not_angry(bundle, data, settings_fa
     scores = [e for e in result.events if e.kind == "emotion"]
     assert len(scores) >= 4 and scores[-1].baseline_ready
     assert max(e.anger for e in scores) < 7, [round(e.anger, 1) for e in scores]
+
+
+def test_cli_simulate_two_party_stereo_splits_the_legs(bundle, data, tmp_path, capsys):
+    """A stereo recording of a call: JFK on the caller's channel, a LibriSpeech reader on
+    the agent's, talking over him from 2 s. Each channel is analysed as its own leg (the
+    caller's words come out clean, which a mix down to mono would not give), the bot stays
+    silent, and the timeline prints in audio-time order across both legs."""
+    jfk = load(data / "asr" / "whisper" / "jfk_16k.wav").audio
+    reader = load(data / "asr" / "librispeech_triton" / "1221-135766-0001.wav").audio
+    n = max(len(jfk), 32000 + len(reader)) + 16000
+    stereo = np.zeros((n, 2), np.float32)
+    stereo[: len(jfk), 0] = jfk
+    stereo[32000 : 32000 + len(reader), 1] = reader
+    path = tmp_path / "two-party.wav"
+    sf.write(path, stereo, 16000, subtype="PCM_16")
+    out = tmp_path / "call.json"
+    args = cli.build_parser().parse_args([
+        "simulate", str(path), "--fast", "--channels", "caller,agent", "--no-store",
+        "--json", str(out)])
+    code = cli.cmd_simulate(args, bundle)
+    assert code == 0
+    events = json.loads(out.read_text())["events"]
+    finals = {leg: " ".join(e["text"] for e in events if e["kind"] == "transcript_final"
+                            and e["leg"] == leg and e["text"]) for leg in ("caller", "agent")}
+    assert wer(JFK, finals["caller"]) < 0.1, finals
+    assert finals["agent"] and wer(JFK, finals["agent"]) > 0.8, finals
+    kinds = {(e["leg"], e["kind"]) for e in events}
+    assert {("agent", "emotion"), ("caller", "intent")} <= kinds
+    assert not any(e["kind"] in ("bot_reply", "reply_audio") for e in events)
+    text = capsys.readouterr().out
+    times, legs = [], set()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) > 2 and parts[0].endswith("s") and parts[1] in ("caller", "agent"):
+            times.append(float(parts[0][:-1]))
+            legs.add(parts[1])
+    assert legs == {"caller", "agent"} and len(times) > 10
+    assert times == sorted(times), times
+    assert "processing time under backlog" in text
