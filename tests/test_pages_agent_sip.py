@@ -49,7 +49,7 @@ def test_a_sip_caller_is_handed_to_a_browser_agent(settings, bundle, data, tmp_p
                                                        "agent1-password")
                 caller = asyncio.ensure_future(sipp_call(
                     running, "uac_dtmf.xml", ulaw, 20000,
-                    {"[dtmfms]": "9500", "[pcap]": str(DTMF_ZERO)}))
+                    {"[dtmfms]": "11500", "[pcap]": str(DTMF_ZERO)}))
                 await until(page, "() => window.switchboard.state === 'ringing'", 40_000)
                 ringing = await page.evaluate("() => window.switchboard")
                 await page.click("#answer")

@@ -71,7 +71,7 @@ def test_talk_through_a_virtual_device_hears_the_caller_and_answers(data, bundle
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout.lower()
     assert "you: and so my fellow american" in out, out
-    assert "bot: sorry" in out, out
+    assert out.count("bot: ") >= 2, out  # the greeting, then a reply to the caller
     assert "call ended (time limit)" in out, out
     heard = (tmp_path / "out.raw").read_bytes()
     assert len(heard) >= 32000 * 15, len(heard)  # paced output, not a burst
