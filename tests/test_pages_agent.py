@@ -111,7 +111,7 @@ def test_a_browser_agent_takes_a_handed_off_webrtc_call(settings, bundle, data, 
                     assert await login(bob, url, "bob", "bob-password-1") == 200
                     assert await status(bob, f"{url}/agent") == 200  # logged in
                     caller = asyncio.ensure_future(
-                        call_bot(url, pcm, listen_s=5.0, keys=((17.5, "0"),)))
+                        call_bot(url, pcm, listen_s=5.0, key_after_final="0"))
                     await until(page, "() => window.switchboard.state === 'ringing'", 40_000)
                     out["ringing"] = await page.evaluate("() => window.switchboard")
                     call_id = out["ringing"]["callId"]

@@ -51,7 +51,7 @@ def test_a_webrtc_caller_is_handed_to_a_sip_agent_phone(settings, bundle, data, 
                     break
                 await asyncio.sleep(0.1)
             assert running.sip.endpoint.registrar.lookup("agent1"), (conf / "log").read_text()
-            result = await call_bot(running.http_url, pcm, listen_s=2.0, keys=((17.5, "0"),))
+            result = await call_bot(running.http_url, pcm, listen_s=2.0, key_after_final="0")
             for _ in range(100):
                 if not running.center.calls:
                     break

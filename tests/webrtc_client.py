@@ -71,10 +71,13 @@ class PeerResult:
 
 async def call_bot(base_url: str, pcm: np.ndarray, listen_s: float = 3.0,
                    channel_label: str = "events", track: RecordingTrack | None = None,
-                   on_answer=None, keys: tuple[tuple[float, str], ...] = ()) -> PeerResult:
+                   on_answer=None, keys: tuple[tuple[float, str], ...] = (),
+                   key_after_final: str | None = None) -> PeerResult:
     """One call to the bot over WebRTC; returns once the recording and ``listen_s`` have
     played (or the server ended the call). ``keys``: (seconds after the answer, digit)
-    pressed on the page's keypad (sent on the events channel)."""
+    pressed on the page's keypad (sent on the events channel); ``key_after_final``: a key
+    pressed once the bot's first transcript of the caller has come back (a loaded
+    machine's turn ends late: the key then comes with the words in the call's context)."""
     result = PeerResult()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     channel = pc.createDataChannel(channel_label)
@@ -87,6 +90,10 @@ async def call_bot(base_url: str, pcm: np.ndarray, listen_s: float = 3.0,
     def on_message(message):
         body = json.loads(message)
         result.events.append(body)
+        if (key_after_final and body.get("kind") == "transcript_final"
+                and not result.pressed):
+            channel.send(json.dumps({"dtmf": key_after_final}))
+            result.pressed.append((time.monotonic(), key_after_final))
         if body.get("kind") == "ended":
             ended.set()
 
