@@ -54,7 +54,9 @@ class TurnOptions:
     between two finished sentences are mostly under 320 ms, a rhetorical pause after "my
     fellow Americans" a second (docs/evaluation.md has the curve). ``enabled = false``:
     ``vad.stop_ms`` of silence alone ends the turn, as before. ``text_wait_ms``: how long
-    (wall clock) the decision waits for the pause's transcript before deciding without.
+    (wall clock) the decision waits for the pause's transcript before deciding without it:
+    the reply needs that decode anyway, but the prosody stage's scores wait on the turn's
+    end (scripts/eval_turns waits without limit, so its counts do not depend on speed).
     """
 
     enabled: bool = True
@@ -65,7 +67,7 @@ class TurnOptions:
     complete_wait_ms: int = 320
     max_wait_ms: int = 600
     hold_ms: int = 1200
-    text_wait_ms: int = 3000
+    text_wait_ms: int = 500
 
 
 @dataclass

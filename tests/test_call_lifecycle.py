@@ -41,7 +41,9 @@ def test_a_cancelled_live_call_stops_is_recorded_and_leaves_nothing_running(
     says why, keeps every event so far, and no task of the graph is left behind."""
     rec = load(data / "asr" / "whisper" / "jfk.flac")  # 11 s: cancelled after ~3 s
     store = CallStore(f"sqlite:///{tmp_path}/calls.db")
-    ctx = CallContext(call_id="c1", settings=generous_budgets(settings_factory()))
+    # A first final after ~3 s: VAD silence ends JFK's first turn, as before #11.
+    ctx = CallContext(call_id="c1", settings=generous_budgets(
+        settings_factory(turn={"enabled": False})))
 
     async def scenario():
         source = file_source.frames(rec, realtime=True)

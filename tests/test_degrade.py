@@ -12,6 +12,7 @@ from tests.helpers import generous_budgets
 
 def test_slow_asr_degrades(data, settings_factory):
     settings = settings_factory(
+        turn={"enabled": False},  # several turns in JFK (pauses end them, as before #11)
         asr={"model": "base", "fallback_model": "tiny.en"},
         faults={"extra_latency_ms": {"asr": 400}},
     )

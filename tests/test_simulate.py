@@ -22,7 +22,12 @@ def jfk_call(bundle, data, settings_factory):
     rec = load(data / "asr" / "whisper" / "jfk.flac")
     # Behaviour, not speed: a loaded CI machine must not move a stage down its ladder here
     # (WebRTC VAD, which a breach switches to, hears the recording's last click differently).
-    settings = generous_budgets(settings_factory())
+    # Several utterances from one recording: VAD silence alone ends JFK's turns here, as
+    # before #11 (with the turn decision his speech is one turn: tests/test_turn.py), after
+    # 224 ms: seven 32 ms windows, what stop_ms = 192 came to before #11 (six windows' float
+    # sum fell short of 0.192 s), so "ask not" stays one utterance as this file expects.
+    settings = generous_budgets(settings_factory(turn={"enabled": False},
+                                                 vad={"stop_ms": 224}))
     return asyncio.run(run_call(rec, settings, bundle, realtime=False))
 
 
@@ -212,7 +217,9 @@ def test_anger_is_scored_from_the_voice_alone_when_the_embedding_is_late(
     """A decode slower than the wait on a live call: every utterance still gets its score,
     from the voice features alone, and says so. (In real time: off the line,
     ``realtime=False``, the score always waits for the embedding.)"""
-    settings = generous_budgets(settings_factory(faults={"extra_latency_ms": {"asr": 800}}))
+    # The turn decision (#11) waits for the ASR's words, which would hide the late decode.
+    settings = generous_budgets(settings_factory(faults={"extra_latency_ms": {"asr": 800}},
+                                                 turn={"enabled": False}))
     settings.prosody.embedding_wait_ms = 300.0
     rec = load(data / "asr" / "pocketsphinx" / "goforward.wav")
     result = asyncio.run(run_call(rec, settings, bundle, realtime=True))
