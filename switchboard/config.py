@@ -55,8 +55,9 @@ class TurnOptions:
     fellow Americans" a second (docs/evaluation.md has the curve). ``enabled = false``:
     ``vad.stop_ms`` of silence alone ends the turn, as before. ``text_wait_ms``: how long
     (wall clock) the decision waits for the pause's transcript before deciding without it:
-    the reply needs that decode anyway, but the prosody stage's scores wait on the turn's
-    end (scripts/eval_turns waits without limit, so its counts do not depend on speed).
+    the reply needs that decode anyway (so the wait never delays it), but the prosody
+    stage's scores wait on the turn's end. Off the line (--fast) set it without limit, as
+    scripts/eval_turns does, so that no decision depends on the machine's speed.
     """
 
     enabled: bool = True
@@ -67,7 +68,7 @@ class TurnOptions:
     complete_wait_ms: int = 320
     max_wait_ms: int = 600
     hold_ms: int = 1200
-    text_wait_ms: int = 500
+    text_wait_ms: int = 2000
 
 
 @dataclass

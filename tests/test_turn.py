@@ -17,6 +17,14 @@ from tests.helpers import generous_budgets
 FRAME_S = 0.02
 
 
+def _settings(settings_factory, **overrides):
+    """Behaviour, not speed: generous budgets, and the decision waits for the ASR's words
+    however long a loaded machine takes to decode them (as scripts/eval_turns does)."""
+    settings = generous_budgets(settings_factory(**overrides))
+    settings.turn.text_wait_ms = 600_000
+    return settings
+
+
 @pytest.mark.parametrize("text", [
     "I want to pay my bill and", "I want to pay my bill and...", "My number is",
     "my phone number is 555 123", "My zip code is 9 4 1.", "I need help with the",
@@ -76,7 +84,7 @@ def test_a_trailing_and_holds_the_turn(bundle, data, settings_factory):
     """The same finished sentence (Smart Turn scores its end complete): with its own words
     the turn ends at complete_wait_ms; transcribed as ending in "and", it is held for
     hold_ms, and with a longer hold still holds."""
-    settings = generous_budgets(settings_factory())
+    settings = _settings(settings_factory)
     opts = settings.turn
     path = data.joinpath(*LIBRISPEECH)
     words = "After early nightfall the yellow lamps would light up here and there the " \
@@ -95,7 +103,7 @@ def test_a_finished_short_sentence_ends_within_the_maximum_wait(bundle, data,
                                                                  settings_factory, name):
     """Real short prompts, through the whole caller graph: the turn ends (and the final
     transcript follows) no later than max_wait_ms after the last speech sample."""
-    settings = generous_budgets(settings_factory())
+    settings = _settings(settings_factory)
     rec = load(data / "asr" / "asterisk_8k" / name)
     ctx = CallContext(f"short-{name}", settings)
     result = asyncio.run(run_source(file_source.frames(rec, realtime=False,
@@ -113,7 +121,7 @@ def test_jfk_pauses_do_not_end_the_turn(bundle, data, settings_factory):
     """jfk_16k.wav is one turn with rhetorical pauses (a second after "And so, my fellow
     Americans", a second after "ask not"): the turn ends once, after "your country", and
     the bot answers once, then."""
-    settings = generous_budgets(settings_factory())
+    settings = _settings(settings_factory)
     rec = load(data / "asr" / "whisper" / "jfk_16k.wav")
     ctx = CallContext("jfk-turn", settings)
     result = asyncio.run(run_source(file_source.frames(rec, realtime=False), rec.path,
@@ -131,7 +139,7 @@ def test_without_turn_detection_the_vad_ends_jfk_at_its_first_pause(bundle, data
                                                                      settings_factory):
     """The control: VAD silence alone (turn.enabled = false) ends the turn after "my
     fellow Americans", as before Smart Turn."""
-    settings = generous_budgets(settings_factory(turn={"enabled": False}))
+    settings = _settings(settings_factory, turn={"enabled": False})
     path = data / "asr" / "whisper" / "jfk_16k.wav"
     _, events = asyncio.run(_vad_alone(settings, bundle, path, None))
     ended = [e.t_audio for e in events if e.kind == "speech_ended" and not e.too_short]
