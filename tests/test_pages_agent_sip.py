@@ -48,7 +48,7 @@ def test_a_sip_caller_is_handed_to_a_browser_agent(settings, bundle, data, tmp_p
                 chromium, page = await open_agent_page(p, running.http_url, mic, "agent1",
                                                        "agent1-password")
                 caller = asyncio.ensure_future(sipp_call(
-                    running, "uac_dtmf.xml", ulaw, 20000,
+                    running, "uac_dtmf.xml", ulaw, 18000,
                     {"[dtmfms]": "11500", "[pcap]": str(DTMF_ZERO)}))
                 await until(page, "() => window.switchboard.state === 'ringing'", 40_000)
                 ringing = await page.evaluate("() => window.switchboard")
