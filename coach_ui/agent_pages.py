@@ -137,7 +137,7 @@ async def agent_ws(request: web.Request) -> web.WebSocketResponse:
             log.warning("agent page of %s is not reading; message dropped", user.name)
 
     async def writer() -> None:
-        while True:
+        for _ in range(1_000_000):  # bounded: a page's messages over a working day
             await ws.send_str(json.dumps(await queue.get(), default=str))
 
     send({"kind": "hello", "agent": user.name, "role": str(user.role)})

@@ -53,6 +53,8 @@ MAX_OUTBOUND = 100
 #: WebSocket close code for a protocol violation (RFC 6455 7.4.1).
 POLICY_VIOLATION = 1008
 UNSUPPORTED_DATA = 1003
+#: Messages one stream sends at most (its writer's bound): 8 hours of media and marks.
+MAX_MESSAGES = 8 * 3600 * 60
 
 
 class MediaStreamError(Exception):
@@ -311,7 +313,7 @@ class MediaStreamEdge:
 
     async def _write(self) -> None:
         try:
-            while True:
+            for _ in range(MAX_MESSAGES):  # a stream's lifetime: 8 hours at 50 a second
                 message = await self._out.get()
                 try:
                     if not self.ws.closed:
