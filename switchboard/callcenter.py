@@ -244,6 +244,8 @@ class CallCenter:
                 await self._bot_line_played(call, record.handoff["t_audio"])
             else:
                 await self._announce(call, CONNECTING)
+            if call.ending:  # the caller hung up during the announcement
+                return
             call.routing.connect("caller", "hold")
             deadline = time.monotonic() + opts.wait_s
             reassure = asyncio.get_running_loop().create_task(self._reassure(call))
