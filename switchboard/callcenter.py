@@ -36,7 +36,7 @@ import numpy as np
 
 from switchboard.config import Settings
 from switchboard.models.tts import split_sentences
-from switchboard.pipeline.dialogue import GREETINGS, greeting
+from switchboard.pipeline.dialogue import FIXED_PHRASES, GREETINGS, greeting
 from switchboard.pipeline.escalation import Escalation, HandoffReason
 from switchboard.pipeline.events import BotReply, Event, HandoffRequested, HandoffUpdate
 from switchboard.telephony.call import Call, CallState, Leg
@@ -377,9 +377,18 @@ class CallCenter:
         return pcm
 
     async def prewarm(self) -> None:
-        """Render the fixed phrases before the first call."""
+        """Render the fixed phrases before the first call: the center's own, and the
+        dialogue's into the bundle's phrase cache (a no-op after ``ModelBundle.warm_up``),
+        which a call's graph would otherwise render before it starts listening."""
         for text in (*GREETINGS, CONNECTING, STILL_WAITING, NO_AGENT):
             await self.phrase(text)
+        cache = self.bundle.phrases()
+        loop = asyncio.get_running_loop()
+        for text in FIXED_PHRASES:
+            for sentence in split_sentences(text):
+                if sentence not in cache:
+                    await loop.run_in_executor(self.bundle.executor("tts"), cache.render,
+                                               sentence)
 
     # --- the API's view
 
