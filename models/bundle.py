@@ -220,6 +220,10 @@ class ModelBundle:
         from switchboard.pipeline.policy import FIXED_PHRASES
 
         self.vad_scorer(self.settings.budgets.ladder("vad")[0])
+        if self.settings.turn.enabled:
+            from switchboard.models.smart_turn import shared_smart_turn
+
+            shared_smart_turn()  # a missing turn model fails here, not in the first call
         self.asr()
         self.asr(self.settings.asr.fallback_model)
         phrases = self.phrases()

@@ -98,6 +98,17 @@ def latency_table(ctx: CallContext) -> dict[str, dict[str, float]]:
     return table
 
 
+def offline(settings: Settings) -> Settings:
+    """Settings for a recording played faster than real time: nobody waits on the line, so
+    the anger score waits for the ASR's voice embedding and the end of turn for the pause's
+    words however long the backlog makes them take; the results then do not depend on the
+    machine's speed. (The words get a minute, not forever: a decode that never comes must
+    not hang the simulation.)"""
+    return replace(settings,
+                   prosody=replace(settings.prosody, embedding_wait_ms=math.inf),
+                   turn=replace(settings.turn, text_wait_ms=60_000))
+
+
 async def run_call(
     recording: Recording,
     settings: Settings,
@@ -117,8 +128,7 @@ async def run_call(
     waits for the ASR's voice embedding however long the backlog makes it take.
     """
     if not realtime:
-        settings = replace(settings, prosody=replace(
-            settings.prosody, embedding_wait_ms=math.inf))
+        settings = offline(settings)
     call_id = call_id or uuid.uuid4().hex[:12]
     ctx = CallContext(call_id=call_id, settings=settings, metrics=metrics or Metrics())
     return await run_source(file_source.frames(recording, leg=leg, realtime=realtime),
@@ -175,8 +185,7 @@ async def run_legs(
         raise ValueError(f"legs must be among {LEGS}, not {sorted(recordings)}")
     settings = replace(settings, policy=replace(settings.policy, mode="agent"))
     if not realtime:
-        settings = replace(settings, prosody=replace(
-            settings.prosody, embedding_wait_ms=math.inf))
+        settings = offline(settings)
     call_id = call_id or uuid.uuid4().hex[:12]
     ctx = CallContext(call_id=call_id, settings=settings, metrics=metrics or Metrics())
     for sub in subscribers:
