@@ -42,7 +42,8 @@ def _transcribed(db: Path) -> bool:
     store = CallStore(f"sqlite:///{db}")
     try:
         calls = store.list_calls(limit=1)
-        return bool(calls) and bool(store.transcript(calls[0]["call_id"]))
+        return bool(calls) and any(t["speaker"] == "caller"
+                                   for t in store.transcript(calls[0]["call_id"]))
     finally:
         store.close()
 
@@ -88,7 +89,8 @@ def test_sigkill_mid_call_leaves_a_record_marked_interrupted_at_restart(data, tm
     store = CallStore(f"sqlite:///{db}")
     calls = store.list_calls(limit=5)
     record = store.get_call(calls[0]["call_id"])
-    text = " ".join(t["text"] for t in store.transcript(calls[0]["call_id"])).lower()
+    text = " ".join(t["text"] for t in store.transcript(calls[0]["call_id"])
+                    if t["speaker"] == "caller").lower()
     kinds = [e["kind"] for e in store.events(calls[0]["call_id"]) if e["kind"] != "stage_latency"]
     store.close()
     assert [c["status"] for c in calls] == ["interrupted"]  # ...the restart marked it
