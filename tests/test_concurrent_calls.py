@@ -25,6 +25,9 @@ def _settings(settings_factory):
     bad = copy.deepcopy(good)
     bad.faults.fail_rungs = FAILING
     bad.budgets.degrade_after = 1  # one failure a rung: to the bottom within the call
+    # Every pause a turn (silence alone decides), so JFK gives the failing ASR enough
+    # utterances to walk its whole ladder.
+    bad.turn.enabled = False
     return good, bad
 
 
