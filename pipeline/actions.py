@@ -41,6 +41,7 @@ collected. ``params`` holds only strings, in the slot formats of pipeline/spoken
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from abc import ABC, abstractmethod
@@ -179,6 +180,14 @@ class DemoStore:
     refund_limit: float = 200.0  # refunds above this go to a human
 
 
+def same_name(on_file: str, heard: str) -> bool:
+    """Whether a name heard on the call is the one on file. Names come through speech
+    recognition ("Sam" heard as "San"), so they match when nearly the same; the
+    identifiers checked beside them (zip, phone, PIN) must match exactly."""
+    a, b = " ".join(on_file.lower().split()), " ".join(heard.lower().split())
+    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= 0.85
+
+
 def demo_store() -> DemoStore:
     """A fresh demo store. Every record is invented (names, numbers, addresses)."""
     customers = [
@@ -225,7 +234,7 @@ class DemoActions(Actions):
         if "account_id" in p:
             candidates = [c for c in candidates if c.account_id == p["account_id"].upper()]
         if "customer_name" in p:
-            candidates = [c for c in candidates if c.name.lower() == p["customer_name"].lower()]
+            candidates = [c for c in candidates if same_name(c.name, p["customer_name"])]
         if "username" in p:
             candidates = [c for c in candidates if c.username == p["username"].lower()]
         if "email" in p:

@@ -194,3 +194,12 @@ def test_actions_from_the_settings():
     assert (hook.base_url, hook.token, hook.timeout_s) == ("http://crm:8000/x", "t", 2.0)
     with pytest.raises(ValueError):
         actions_from(DialogueOptions(actions="crm"))
+
+
+def test_names_heard_on_a_call_match_nearly_identifiers_exactly():
+    from switchboard.pipeline.actions import same_name
+
+    assert same_name("Sam Example", "San example")  # one letter misheard
+    assert same_name("Jane Demo", "jane  demo")
+    assert not same_name("Sam Example", "Jane Demo")
+    assert not same_name("Sam Example", "Sam")
