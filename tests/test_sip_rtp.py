@@ -202,3 +202,40 @@ def test_hold_stops_sending_and_expecting():
     before, held_at, after, frame = asyncio.run(main())
     assert before > 3 and after == held_at
     assert frame == bytes(640)
+
+
+def test_a_stall_does_not_become_delay_for_the_rest_of_the_call():
+    """Packets that piled up during a stall are drained in the pauses (quiet packets
+    dropped) back to the buffer's depth; speech is never dropped; the send queue between
+    the mixer and the sender stays short."""
+    from switchboard.telephony import g711
+    from switchboard.telephony.sip.rtp import DRIFT_FRAMES, SEND_QUEUE_MAX, RtpSession
+    from switchboard.telephony.sip.sdp import Codec
+
+    async def main():
+        session = RtpSession("127.0.0.1")
+        await session.open()
+        session.configure(codec=Codec(0, "PCMU", 8000), telephone_event_pt=None,
+                          remote=("127.0.0.1", 9), send=False, receive=True)
+        quiet = g711.ulaw_encode(np.zeros(160, np.int16))
+        loud = g711.ulaw_encode((8000 * np.sin(np.arange(160) / 3)).astype(np.int16))
+        # 20 quiet then 5 loud packets arrive at once (a stall), then the pace resumes.
+        for seq in range(25):
+            session.jitter.put(seq, quiet if seq < 20 else loud)
+        depths, loud_frames = [], 0
+        for _ in range(30):
+            frame = np.frombuffer(session._next_frame(), "<i2")
+            loud_frames += int(np.abs(frame).max() > 4000)
+            depths.append(len(session.jitter))
+        for _ in range(10):
+            session.send(bytes(640))
+        session._tick()
+        out_left = len(session._out)
+        await session.close()
+        return session.stats, depths, loud_frames, out_left
+
+    stats, depths, loud_frames, out_left = asyncio.run(main())
+    assert stats.drained >= 10  # quiet packets went; the depth came back down
+    assert min(depths[:15]) <= 3 + DRIFT_FRAMES
+    assert loud_frames == 5  # every speech packet played: speech is never drained
+    assert out_left <= SEND_QUEUE_MAX - 1 and stats.send_dropped >= 1

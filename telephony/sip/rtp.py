@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from aiortc.rtp import RtcpPacket, RtcpSrPacket, RtpPacket
 from switchboard.telephony.edge import FRAME_BYTES, SILENCE
 from switchboard.telephony.sip import rtcp
@@ -34,6 +35,15 @@ MAX_LAG_S = 0.2
 #: A stream silent this long may be replaced by a sender at another address (a re-INVITE's
 #: new media, a phone behind a NAT that moved); a live one may not.
 SOURCE_SILENT_S = 1.0
+#: After a stall the jitter buffer holds the audio that arrived meanwhile; more than this
+#: many packets over its prefetch depth is drained, one quiet packet per tick, so a
+#: stall does not become delay for the rest of the call.
+DRIFT_FRAMES = 2
+#: Below this RMS (int16) a packet is a pause, safe to drop while draining (-40 dBFS).
+QUIET_RMS = 330.0
+#: Frames between the mixer's tick and ours: two clocks of 20 ms never quite agree, but
+#: more than this is a backlog (a stall) that would delay everything after it.
+SEND_QUEUE_MAX = 2
 
 
 @dataclass
@@ -45,6 +55,8 @@ class RtpStats:
     wrong_payload_type: int = 0
     ssrc_changes: int = 0
     foreign: int = 0  # audio from another source while ours was live: dropped
+    drained: int = 0  # quiet packets dropped to bring a late stream back to its depth
+    send_dropped: int = 0  # outbound frames dropped to keep the send queue short
     dtmf: int = 0
     sent: int = 0
     sent_octets: int = 0
@@ -310,6 +322,9 @@ class RtpSession:
     def _next_frame(self) -> bytes:
         if not self.receiving or self._decoder is None:
             return SILENCE
+        late = len(self.jitter) > self.jitter.prefetch + DRIFT_FRAMES
+        if late and len(self._pcm) < FRAME_BYTES:
+            self._drain_one()
         while len(self._pcm) < FRAME_BYTES:
             item = self.jitter.pop()
             if item is None:
@@ -328,6 +343,20 @@ class RtpSession:
         frame = bytes(self._pcm[:FRAME_BYTES])
         del self._pcm[:FRAME_BYTES]
         return frame
+
+    def _drain_one(self) -> None:
+        """Drop the next packet if it is quiet; else play it as usual."""
+        item = self.jitter.pop()
+        if not isinstance(item, bytes):
+            return
+        assert self._decoder is not None
+        self._last_samples = len(item)
+        pcm = self._decoder.decode(item)
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+        if samples.size and float(np.sqrt(np.mean(samples * samples))) < QUIET_RMS:
+            self.stats.drained += 1
+        else:
+            self._pcm += pcm
 
     # -- outbound ----------------------------------------------------------------------
 
@@ -351,6 +380,9 @@ class RtpSession:
                 logger.exception("RTP send tick failed")
 
     def _tick(self) -> None:
+        while len(self._out) > SEND_QUEUE_MAX:
+            self._out.popleft()
+            self.stats.send_dropped += 1
         frame = self._out.popleft() if self._out else SILENCE
         if not self._event and self._dtmf_out and self._te_pt is not None:
             self._event = event_packets(self._dtmf_out.popleft(), self._dtmf_ms)
