@@ -184,8 +184,12 @@ def same_name(on_file: str, heard: str) -> bool:
     """Whether a name heard on the call is the one on file. Names come through speech
     recognition ("Sam" heard as "San"), so they match when nearly the same; the
     identifiers checked beside them (zip, phone, PIN) must match exactly."""
-    a, b = " ".join(on_file.lower().split()), " ".join(heard.lower().split())
-    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= 0.85
+    a, b = on_file.lower().split(), heard.lower().split()
+    if not a or not b:
+        return False
+    # A surname alone ("an example" parsed as "Example") is still the caller's name.
+    return (a == b or a[-1] == b[-1]
+            or difflib.SequenceMatcher(None, " ".join(a), " ".join(b)).ratio() >= 0.85)
 
 
 def demo_store() -> DemoStore:

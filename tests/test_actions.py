@@ -201,5 +201,6 @@ def test_names_heard_on_a_call_match_nearly_identifiers_exactly():
 
     assert same_name("Sam Example", "San example")  # one letter misheard
     assert same_name("Jane Demo", "jane  demo")
+    assert same_name("Sam Example", "Example")  # "an example": the surname is left
     assert not same_name("Sam Example", "Jane Demo")
     assert not same_name("Sam Example", "Sam")
