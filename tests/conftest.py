@@ -43,3 +43,16 @@ def bundle(settings_factory):
     from switchboard.models.bundle import ModelBundle
 
     return ModelBundle(settings_factory())
+
+
+@pytest.fixture()
+def server_settings(settings_factory, tmp_path):
+    """Settings for a whole server started in the test: budgets no loaded machine can
+    breach, a call store in the test's folder, SIP and HTTP on free loopback ports."""
+    from tests.helpers import generous_budgets
+
+    settings = generous_budgets(settings_factory())
+    settings.store.url = f"sqlite:///{tmp_path / 'calls.db'}"
+    settings.sip.port = 0
+    settings.server.http_port = 0
+    return settings

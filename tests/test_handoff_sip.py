@@ -17,7 +17,6 @@ import pytest
 import soundfile as sf
 
 from switchboard import serve
-from tests.helpers import generous_budgets
 from tests.test_serve import sipp_call, transcribe
 from tests.test_sip_support import BARESIP, free_port, need_sipp, write_ulaw
 
@@ -61,11 +60,8 @@ def agent_phone(tmp: Path, sip_port: int, password: str, voice: Path) -> Path:
 
 
 @pytest.fixture()
-def settings(settings_factory, tmp_path):
-    settings = generous_budgets(settings_factory())
-    settings.store.url = f"sqlite:///{tmp_path / 'calls.db'}"
-    settings.sip.port = 0
-    settings.server.http_port = 0
+def settings(server_settings):
+    settings = server_settings
     settings.handoff.ring_s = 10.0
     return settings
 

@@ -23,7 +23,7 @@ from switchboard.telephony import g711
 from switchboard.telephony.resample import resample
 
 from switchboard import serve
-from tests.helpers import generous_budgets, run_within
+from tests.helpers import run_within
 
 pytestmark = pytest.mark.slow
 
@@ -32,12 +32,8 @@ CALL_SID = "CA7b1f2b3d9d0a6f1c4b0e9e1a2c3d4e5f"
 
 
 @pytest.fixture()
-def settings(settings_factory, tmp_path):
-    settings = generous_budgets(settings_factory())
-    settings.store.url = f"sqlite:///{tmp_path / 'calls.db'}"
-    settings.sip.port = 0
-    settings.server.http_port = 0
-    return settings
+def settings(server_settings):
+    return server_settings
 
 
 def caller_ulaw(data, lead_s: float = 4.0, speech_s: float = 11.0,

@@ -15,19 +15,14 @@ import pytest
 from switchboard.telephony import g711
 
 from switchboard import serve
-from tests.helpers import generous_budgets
 from tests.test_sip_support import free_port, listen_udp, need_sipp, run_sipp, write_ulaw
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()
-def settings(settings_factory, tmp_path):
-    settings = generous_budgets(settings_factory())
-    settings.store.url = f"sqlite:///{tmp_path / 'calls.db'}"
-    settings.sip.port = 0
-    settings.server.http_port = 0
-    return settings
+def settings(server_settings):
+    return server_settings
 
 
 def caller_audio(data, tmp_path: Path, lead_s: float = 4.0, speech_s: float = 5.0) -> Path:

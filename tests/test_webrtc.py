@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from switchboard import serve
-from tests.helpers import generous_budgets, run_within
+from tests.helpers import run_within
 from tests.test_media_stream import spoke
 from tests.webrtc_client import call_bot
 
@@ -21,12 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()
-def settings(settings_factory, tmp_path):
-    settings = generous_budgets(settings_factory())
-    settings.store.url = f"sqlite:///{tmp_path / 'calls.db'}"
-    settings.sip.port = 0
-    settings.server.http_port = 0
-    return settings
+def settings(server_settings):
+    return server_settings
 
 
 def caller_pcm(data, lead_s: float = 4.0, speech_s: float = 11.0, tail_s: float = 2.0
