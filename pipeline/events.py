@@ -105,6 +105,10 @@ class EmotionScore(Event):
     rolling_stress: float = 0.0
     baseline_ready: bool = False
     heads: str = "voice"
+    # How far the score can be trusted, 0-1: low while the speaker's reference is thin or
+    # when the voice and embedding heads disagree strongly (issue 12). Escalation and
+    # coaching rules act on a high score only when it is confident enough.
+    confidence: float = 1.0
 
 
 @dataclass
@@ -294,3 +298,79 @@ class HandoffUpdate(Event):
     status: str = ""  # ringing | answered | no_answer | failed | callback_requested
     agent: str = ""
     detail: str = ""
+
+
+@dataclass
+class CoachPrompt(Event):
+    """A coaching prompt for the agent: ``spoken`` (at most six words, whispered into the
+    agent's ear only) and ``detail`` (shown on the coach view). ``rule`` names the rule
+    that fired; ``priority`` ranks prompts (higher first, only the top one is spoken);
+    ``played`` is False when it was shown but not spoken (muted, outranked, rate-limited).
+    """
+
+    kind: ClassVar[str] = "coach_prompt"
+    prompt_id: int = 0
+    rule: str = ""  # de_escalate | next_step | compliance | calm | nudge | escalate
+    priority: int = 0
+    spoken: str = ""
+    detail: str = ""
+    played: bool = True
+    reason: str = ""  # why not played, when it was not
+
+
+@dataclass
+class CoachPromptPlayed(Event):
+    """The first sample of a spoken prompt entered the agent's stream."""
+
+    kind: ClassVar[str] = "coach_prompt_played"
+    prompt_id: int = 0
+
+
+@dataclass
+class KnowledgeCard(Event):
+    """A knowledge card for the coach view: the flow's guideline for what the caller wants."""
+
+    kind: ClassVar[str] = "knowledge_card"
+    flow: str = ""
+    title: str = ""
+    text: str = ""
+    source: str = ""
+
+
+@dataclass
+class ChecklistStep:
+    """One step of a flow's workflow and whether the agent has done it."""
+
+    name: str
+    label: str
+    done: bool = False
+    required_before: str = ""  # a step that must come first (verify identity → change)
+
+
+@dataclass
+class ChecklistUpdate(Event):
+    """The workflow checklist of the call's flow, with the steps ticked so far."""
+
+    kind: ClassVar[str] = "checklist"
+    flow: str = ""
+    steps: list[ChecklistStep] = field(default_factory=list)
+
+
+@dataclass
+class RiskAlert(Event):
+    """A call needs a supervisor's eye: high anger, a compliance miss, an escalation
+    suggestion. ``level`` is 0-10; the board sorts calls by it."""
+
+    kind: ClassVar[str] = "risk_alert"
+    level: float = 0.0
+    reason: str = ""
+    detail: str = ""
+
+
+@dataclass
+class SupervisorJoined(Event):
+    """A supervisor joined or changed mode (listen | whisper | barge) or left ("")."""
+
+    kind: ClassVar[str] = "supervisor"
+    supervisor: str = ""
+    mode: str = ""
