@@ -307,6 +307,34 @@ class SipOptions:
 
 
 @dataclass
+class CoachOptions:
+    """Whisper-coaching (pipeline/coach.py): which rules run and how prompts are paced.
+
+    The rules themselves (triggers, wording, priorities) live in ``rules`` (a TOML file;
+    "" means the bundled pipeline/data/coach.toml).
+    """
+
+    enabled: bool = True
+    rules: str = ""
+
+
+@dataclass
+class SupervisionOptions:
+    """Supervisors on live calls: the SIP feature code that joins one (then DTMF 4 listen,
+    5 whisper, 6 barge, as Asterisk's ChanSpy)."""
+
+    feature_code: str = "*55"
+
+
+@dataclass
+class PrivacyOptions:
+    """What is kept out of stored transcripts, the supervisor board and the logs."""
+
+    redact_digits: bool = True
+    min_digits: int = 6  # runs of this many digits or more (cards, accounts) are masked
+
+
+@dataclass
 class Settings:
     """Every option of one Switchboard process."""
 
@@ -326,6 +354,9 @@ class Settings:
     faults: FaultOptions = field(default_factory=FaultOptions)
     budgets: BudgetOptions = field(default_factory=BudgetOptions)
     sip: SipOptions = field(default_factory=SipOptions)
+    coach: CoachOptions = field(default_factory=CoachOptions)
+    supervision: SupervisionOptions = field(default_factory=SupervisionOptions)
+    privacy: PrivacyOptions = field(default_factory=PrivacyOptions)
 
 
 def load_budgets(path: str | Path = DEFAULT_BUDGETS) -> BudgetOptions:
