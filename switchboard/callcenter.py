@@ -90,6 +90,9 @@ class CallRecord:
     handoff: dict | None = None
     agent: str | None = None
     task: asyncio.Task | None = None
+    #: A short number for the call while it is live (the board shows it; a SIP
+    #: supervisor dials the feature code with it).
+    number: str = ""
 
 
 class CallCenter:
@@ -106,6 +109,7 @@ class CallCenter:
         self.refused = 0
         self._phrases: dict[str, bytes] = {}
         self._closing = False
+        self._next_number = 100
 
     # --- admission
 
@@ -128,8 +132,24 @@ class CallCenter:
         ctx = CallContext(call_id=call_id, settings=self.settings, **kwargs)
         call = Call(call_id, channel, self.settings, self.bundle, ctx=ctx)
         record = CallRecord(call, Escalation(self.settings.escalation))
+        record.number = self._number()
         self.calls[call_id] = record
         return call
+
+    def _number(self) -> str:
+        """The next short call number not in use (3 digits, then more when many are live)."""
+        taken = {r.number for r in self.calls.values()}
+        for _ in range(len(taken) + 1):
+            self._next_number += 1
+            if self._next_number >= max(1000, 10 * (len(taken) + 1)):
+                self._next_number = 101
+            if str(self._next_number) not in taken:
+                break
+        return str(self._next_number)
+
+    def by_number(self, number: str) -> CallRecord | None:
+        """The live call with this short number, if any."""
+        return next((r for r in self.calls.values() if r.number == number), None)
 
     async def run_call(self, call: Call, caller: MediaEdge) -> Call:
         """Run a call from its caller's first frame to its end, and record it."""
@@ -398,7 +418,8 @@ class CallCenter:
 
     def describe(self, record: CallRecord) -> dict:
         call = record.call
-        return {"call_id": call.call_id, "channel": call.channel, "state": call.state.value,
+        return {"call_id": call.call_id, "number": record.number, "channel": call.channel,
+                "state": call.state.value,
                 "started_at": call.started_at,
                 "duration_s": round(time.time() - call.started_at, 1),
                 "legs": [{"id": leg.id, "role": leg.role.value, "peer": leg.edge.peer,
