@@ -365,6 +365,9 @@ class RiskAlert(Event):
     level: float = 0.0
     reason: str = ""
     detail: str = ""
+    # What a supervisor needs to step in at once (the call's context: transcript, intent,
+    # anger trend, the flow and its checklist); filled on escalation suggestions.
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

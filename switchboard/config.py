@@ -316,6 +316,26 @@ class CoachOptions:
 
     enabled: bool = True
     rules: str = ""
+    # Pacing of spoken prompts: at least ``min_gap_s`` between two (from the end of one to
+    # the start of the next), and each rule silent for its own ``cooldown_s`` (coach.toml)
+    # after it fired.
+    min_gap_s: float = 8.0
+    # Never over the agent: a prompt waits for the agent's pause (their VAD's end of
+    # speech) plus ``pause_wait_ms``; a prompt still waiting after ``max_wait_s`` is
+    # dropped from the ear (it stays on screen, ``played=False``).
+    pause_wait_ms: int = 0
+    max_wait_s: float = 10.0
+    max_words: int = 6  # spoken prompts longer than this are refused when rules load
+    # Scores below this confidence (EmotionScore.confidence) drive no prompt: a thin or
+    # contradictory reading must not make the agent apologise to a calm caller.
+    min_confidence: float = 0.5
+    # A call whose risk (0-10) reaches this gets the escalation suggestion; RiskAlert is
+    # published whenever the level moves by ``risk_step`` or more.
+    escalate_at: float = 8.0
+    risk_step: float = 1.0
+    silence_s: float = 15.0  # nobody has spoken this long while bridged: a nudge
+    hold_s: float = 45.0  # the caller has been on hold this long: a nudge
+    tick_s: float = 0.1  # how often timers (silence, hold, pending prompts) are checked
 
 
 @dataclass
