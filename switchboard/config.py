@@ -348,10 +348,18 @@ class SupervisionOptions:
 
 @dataclass
 class PrivacyOptions:
-    """What is kept out of stored transcripts, the supervisor board and the logs."""
+    """What is kept out of stored transcripts, the supervisor board and the logs.
+
+    Runs of ``min_digits`` digits or more (card, account and phone numbers, read as
+    numerals or as digit words, in groups) are masked by pipeline/redact.py: in what the
+    call store writes and on the supervisor board when ``redact_digits``, in every log
+    record of ``switchboard serve`` when ``redact_logs``. The agent on the call still sees
+    them live: they need the number to do the work.
+    """
 
     redact_digits: bool = True
     min_digits: int = 6  # runs of this many digits or more (cards, accounts) are masked
+    redact_logs: bool = True
 
 
 @dataclass
