@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 from switchboard.pipeline import store_read
 from switchboard.pipeline.events import Event
+from switchboard.pipeline.redact import redactor
 from switchboard.pipeline.store_schema import (
     CHILDREN,
     audio,
@@ -45,7 +46,7 @@ from switchboard.pipeline.store_schema import (
 )
 from switchboard.pipeline.store_writer import EventOp, Op, StoreWriter, dumps
 
-from switchboard.config import StoreOptions
+from switchboard.config import PrivacyOptions, StoreOptions
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,12 @@ class CallStore:
     """
 
     def __init__(self, url: str, *, commit_interval_s: float = 0.25,
-                 record_audio: bool = False, audio_dir: str | Path | None = None) -> None:
+                 record_audio: bool = False, audio_dir: str | Path | None = None,
+                 redact: Callable[[Any], Any] | None = None) -> None:
         self.url = url
+        # Masks long digit strings (cards, accounts) in what is written: events, handoff
+        # and callback contexts, the summary (pipeline/redact.py; None writes all).
+        self.redact = redact
         self.record_audio = record_audio
         self.audio_dir = Path(audio_dir).expanduser() if audio_dir is not None else None
         self._engine, shared = make_engine(url)
@@ -127,14 +132,18 @@ class CallStore:
         self._calls: OrderedDict[str, _CallState] = OrderedDict()
         self._live: set[str] = set()
         self._closed = False
-        self._writer = StoreWriter(self._engine, commit_interval_s, self._db_lock)
+        self._writer = StoreWriter(self._engine, commit_interval_s, self._db_lock, redact)
         atexit.register(self.close)
 
     @classmethod
-    def from_options(cls, options: StoreOptions) -> CallStore:
-        """The store ``settings.store`` describes."""
+    def from_options(cls, options: StoreOptions,
+                     privacy: PrivacyOptions | None = None) -> CallStore:
+        """The store ``settings.store`` describes, masking as ``settings.privacy`` says
+        (its defaults when not given: digits are masked unless turned off)."""
+        privacy = privacy or PrivacyOptions()
         return cls(options.url, commit_interval_s=options.commit_interval_s,
-                   record_audio=options.record_audio, audio_dir=options.audio_dir)
+                   record_audio=options.record_audio, audio_dir=options.audio_dir,
+                   redact=redactor(privacy.redact_digits, privacy.min_digits))
 
     # -- writing (queued; never blocks) -------------------------------------------------
 
@@ -225,7 +234,7 @@ class CallStore:
         """
         at = time.time() if at is None else at
         seq = self._next(call_id, "handoffs")
-        body = dumps(context or {})
+        body = dumps(self._masked(context or {}))
         self._submit(lambda conn: conn.execute(sa.insert(handoffs).values(
             call_id=call_id, seq=seq, requested_at=at, reason=reason, detail=detail,
             context=body)))
@@ -259,7 +268,7 @@ class CallStore:
         """No agent came: call ``number`` back later. Returns the callback's number."""
         at = time.time() if at is None else at
         seq = self._next(call_id, "callbacks")
-        body = dumps(context or {})
+        body = dumps(self._masked(context or {}))
         self._submit(lambda conn: conn.execute(sa.insert(callbacks).values(
             call_id=call_id, seq=seq, requested_at=at, number=number, context=body,
             state="pending", updated_at=at)))
@@ -306,7 +315,7 @@ class CallStore:
         """
         at = time.time() if at is None else at
         reason = reason or status
-        body = None if summary is None else dumps(summary)
+        body = None if summary is None else dumps(self._masked(summary))
         with self._state_lock:
             self._live.discard(call_id)
 
@@ -450,6 +459,9 @@ class CallStore:
             log.error("call store is closed: write dropped (%r)", op)
             return
         self._writer.submit(op)
+
+    def _masked(self, value: Any) -> Any:
+        return self.redact(value) if self.redact is not None else value
 
     def _read(self, query: Any, *args: Any) -> Any:
         self.flush()

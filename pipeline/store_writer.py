@@ -74,13 +74,14 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def event_row(op: EventOp) -> dict[str, Any]:
-    """The ``events`` row of one event."""
+def event_row(op: EventOp, redact: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """The ``events`` row of one event (its words masked by ``redact``, when given)."""
     e = op.event
+    body = e.to_dict()
     return {
         "call_id": op.call_id, "seq": op.seq, "kind": e.kind, "leg": e.leg,
         "t_audio": _number(e.t_audio) or 0.0, "latency_ms": _number(e.latency_ms),
-        "body": dumps(e.to_dict()),
+        "body": dumps(redact(body) if redact is not None else body),
     }
 
 
@@ -89,11 +90,15 @@ class StoreWriter:
 
     ``lock`` is held around each transaction: an in-memory SQLite database is one connection
     shared with the readers, which must not interleave with a half-written batch.
+    ``redact`` masks each event's body before it is written (pipeline/redact.py): here, on
+    this thread, so the loop never pays for it.
     """
 
     def __init__(self, engine: sa.Engine, commit_interval_s: float,
-                 lock: AbstractContextManager[Any]) -> None:
+                 lock: AbstractContextManager[Any],
+                 redact: Callable[[Any], Any] | None = None) -> None:
         self._engine = engine
+        self._redact = redact
         self._interval = commit_interval_s
         self._lock = lock
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -174,7 +179,7 @@ class StoreWriter:
             for op in batch:
                 if isinstance(op, EventOp):
                     try:
-                        run.append(event_row(op))
+                        run.append(event_row(op, self._redact))
                     except Exception:  # noqa: BLE001 - an unserialisable event is skipped
                         self.dropped += 1
                         log.exception("call store cannot serialise %r", op.event)
