@@ -39,6 +39,7 @@ from switchboard.models.tts import split_sentences
 from switchboard.pipeline.dialogue import FIXED_PHRASES, GREETINGS, greeting
 from switchboard.pipeline.escalation import Escalation, HandoffReason
 from switchboard.pipeline.events import BotReply, Event, HandoffRequested, HandoffUpdate
+from switchboard.pipeline.summary import summarize
 from switchboard.telephony.call import Call, CallState, Leg
 from switchboard.telephony.edge import MediaEdge
 from switchboard.telephony.recorder import CallRecorder
@@ -204,6 +205,13 @@ class CallCenter:
         summary = {"channel": call.channel, "end_reason": call.end_reason,
                    "handoff": record.handoff, "agent": record.agent,
                    "context": call.context()}
+        try:  # the after-call summary (pipeline/summary.py) must never cost the record
+            summary["after_call"] = summarize(
+                (e.to_dict() for e in call.bus.history if e.kind != "stage_latency"),
+                end_reason=call.end_reason or "", handoff=record.handoff,
+                agent=record.agent)
+        except Exception:  # noqa: BLE001
+            log.exception("call %s: no after-call summary", call.call_id)
         for name, path in call.recordings.items():
             self.store.add_audio(call.call_id, name, path)
         self.store.end(call.call_id, status, reason=call.end_reason, error=call.error,
