@@ -363,6 +363,18 @@ class PrivacyOptions:
 
 
 @dataclass
+class CarrierOptions:
+    """Carrier media streams (``/media-stream``, Twilio). With ``twilio_auth_token`` set,
+    a stream whose handshake lacks a valid ``X-Twilio-Signature`` is refused (403);
+    without it the route is public, like the SIP address. ``public_url`` is the URL the
+    carrier was told to call (``wss://host/media-stream``) when a proxy in front changes
+    what this server sees; "" means the request's own URL."""
+
+    twilio_auth_token: str = ""
+    public_url: str = ""
+
+
+@dataclass
 class Settings:
     """Every option of one Switchboard process."""
 
@@ -385,6 +397,7 @@ class Settings:
     coach: CoachOptions = field(default_factory=CoachOptions)
     supervision: SupervisionOptions = field(default_factory=SupervisionOptions)
     privacy: PrivacyOptions = field(default_factory=PrivacyOptions)
+    carrier: CarrierOptions = field(default_factory=CarrierOptions)
 
 
 def load_budgets(path: str | Path = DEFAULT_BUDGETS) -> BudgetOptions:

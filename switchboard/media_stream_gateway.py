@@ -8,8 +8,9 @@ the call's barge-in (``BotReplyInterrupted``) sends ``clear`` so the carrier dro
 reply it has buffered. A protocol violation ends the call with ``protocol_error``; a
 dropped message is kept in the record as a ``stage_error`` of stage ``media_stream``.
 
-The route is public, like the SIP address: whoever connects gets a call with the bot and
-hears only that call.
+The route is public, like the SIP address, unless ``[carrier] twilio_auth_token`` is set:
+then a handshake without a valid ``X-Twilio-Signature`` is refused with 403 before any
+call starts. Either way whoever connects gets a call with the bot and hears only that call.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from switchboard.callcenter import CallCenter
 from switchboard.pipeline.events import BotReplyInterrupted, Event, StageError
+from switchboard.telephony import twilio_signature
 from switchboard.telephony.media_stream import MediaStreamEdge, MediaStreamError
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,10 @@ class MediaStreamGateway:
         app.router.add_get(PATH, self.handle)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if not self._signed(request):
+            log.warning("media stream from %s refused: no valid X-Twilio-Signature",
+                        request.remote)
+            return web.json_response({"error": "signature required"}, status=403)
         ok, retry_after = self.center.admit()
         if not ok:
             return web.json_response({"error": "busy"}, status=503,
@@ -59,6 +65,7 @@ class MediaStreamGateway:
             log.info("media stream from %s refused: %s", request.remote, exc.reason)
             await ws.close(code=exc.code, message=exc.reason.encode()[:120])
             return ws
+
         call = self.center.new_call("media_stream")
 
         def on_error(reason: str) -> None:
@@ -84,3 +91,15 @@ class MediaStreamGateway:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
         return ws
+
+    def _signed(self, request: web.Request) -> bool:
+        carrier = self.center.settings.carrier
+        if not carrier.twilio_auth_token:
+            return True
+        # The carrier signs the wss:// URL it was given; aiohttp names the upgrade http://.
+        url = carrier.public_url or str(request.url.with_scheme(
+            "wss" if request.secure else "ws"))
+        if carrier.public_url and request.query_string:
+            url += "?" + request.query_string
+        return twilio_signature.valid(carrier.twilio_auth_token, url,
+                                      request.headers.get("X-Twilio-Signature"))
