@@ -161,6 +161,13 @@ class EscalationOptions:
     """When the bot hands a caller to a human (pipeline/escalation.py)."""
 
     anger_threshold: float = 7.0  # rolling anger above this, once the reference is ready
+    # ...and only from a score this confident (EmotionScore.confidence: thin reference, or
+    # voice and embedding heads disagreeing, lower it).
+    anger_min_confidence: float = 0.5
+    # Rolling anger above this hands off when the caller's last few turns also carry
+    # complaint words, profanity or a mention of a manager (pipeline/escalation.py).
+    anger_threshold_with_words: float = 5.0
+    words_window_turns: int = 3
     misunderstood_in_a_row: int = 2
     dtmf_key: str = "0"
     ask_for_person: bool = True
