@@ -11,7 +11,14 @@ The rules, each one configurable (``[escalation]`` in the settings):
   complex, no automatic action, an action that failed, a value not obtained after
   ``max_asks`` tries), as the rule "dialogue";
 - the caller's rolling anger passes the threshold (7 of 10), once the speaker's reference
-  is ready, so a loud or unusual voice is not mistaken for anger in the first seconds.
+  is ready, so a loud or unusual voice is not mistaken for anger in the first seconds, and
+  only from a score confident enough (``EmotionScore.confidence``: a thin reference, or
+  voice and embedding heads that disagree, lower it);
+- the voice is merely raised (rolling anger past 5) but the caller's last few turns also
+  say it in words: complaint words ("this is ridiculous", "unacceptable", "third time"),
+  profanity, or a mention of a manager or supervisor. Words alone never hand off (apart
+  from asking for a person): "my manager approved the refund" is not a complaint, and an
+  acted or read sentence says nothing about the voice.
 
 :class:`Escalation` is fed every event of the call and answers, at most once, with the
 reason to hand off.
@@ -35,6 +42,29 @@ ASK_FOR_PERSON = re.compile(
     r"|^\W*(agent|operator|representative|human)\W*(please)?\W*$"
 )
 
+#: Words that say the caller is unhappy, by kind (matched on the final transcript,
+#: lower-cased). Kept to phrases that rarely come up in a calm request.
+TEXT_CUES: dict[str, re.Pattern[str]] = {
+    "complaint": re.compile(
+        r"\b(ridiculous|unacceptable|outrageous|absurd|pathetic|incompetent|useless|"
+        r"disgraceful|a joke|a scam|rip[- ]?off|fed up|sick (and tired )?of|had enough|"
+        r"(waste|wasting) (of )?my time|(file|make|lodge|filing|making) a complaint|"
+        r"i('m| am) (so |very |really )?(angry|furious|livid|upset|annoyed|frustrated)|"
+        r"(third|fourth|fifth|tenth|\d+(st|nd|rd|th)) time|(still|again) not (working|fixed)|"
+        r"nobody (ever )?(helps|listens|calls back)|worst (service|company|experience))\b"),
+    "profanity": re.compile(
+        r"\b(damn(ed|it)?|goddamn|hell|crap(py)?|shit(ty)?|bullshit|fuck(ing|ed|er|s)?|wtf|"
+        r"bloody|pissed( off)?|ass(hole)?|bastards?|screw (you|this|that))\b"),
+    "manager": re.compile(r"\b(manager|supervisor|someone in charge|your boss)\b"),
+}
+
+
+def text_cues(text: str) -> list[str]:
+    """The kinds of :data:`TEXT_CUES` found in ``text`` ("complaint", "profanity",
+    "manager"), in that order."""
+    low = text.lower()
+    return [kind for kind, pattern in TEXT_CUES.items() if pattern.search(low)]
+
 
 @dataclass(frozen=True)
 class HandoffReason:
@@ -53,6 +83,9 @@ class Escalation:
         self.caller_leg = caller_leg
         self.decided: HandoffReason | None = None
         self._misunderstood = 0
+        # Cue kinds of the caller's last few final transcripts, oldest first.
+        self._recent_cues: list[list[str]] = []
+        self._last_emotion: EmotionScore | None = None
 
     def on_event(self, event: Event) -> HandoffReason | None:
         """The reason to hand off, the first time a rule fires; None otherwise."""
@@ -71,9 +104,14 @@ class Escalation:
 
     def _check(self, event: Event) -> HandoffReason | None:
         opts = self.options
-        if isinstance(event, TranscriptFinal) and opts.ask_for_person:
-            if ASK_FOR_PERSON.search(event.text.lower()):
+        if isinstance(event, TranscriptFinal):
+            if opts.ask_for_person and ASK_FOR_PERSON.search(event.text.lower()):
                 return HandoffReason("asked_for_person", event.text, event.t_audio)
+            self._recent_cues = [*self._recent_cues, text_cues(event.text)][
+                -max(1, opts.words_window_turns):]
+            # The voice's score of this turn may have come before its words.
+            if self._last_emotion is not None:
+                return self._anger(self._last_emotion, event.t_audio)
         elif isinstance(event, BotReply):
             if event.handoff and opts.dialogue:
                 return HandoffReason("dialogue", f"{event.handoff}: {event.handoff_detail}",
@@ -87,8 +125,25 @@ class Escalation:
                     "not_understood", f"{self._misunderstood} replies in a row without an "
                     "understood request", event.t_audio)
         elif isinstance(event, EmotionScore):
-            if event.baseline_ready and event.rolling_anger > opts.anger_threshold:
-                return HandoffReason(
-                    "anger", f"rolling anger {event.rolling_anger:.1f} > "
-                    f"{opts.anger_threshold:g}", event.t_audio)
+            self._last_emotion = event
+            return self._anger(event, event.t_audio)
+        return None
+
+    def _anger(self, event: EmotionScore, t_audio: float) -> HandoffReason | None:
+        """The anger rule on the latest score: past the threshold, or past the lower one
+        with the caller's recent words; either only once the reference is ready and the
+        score confident enough."""
+        opts = self.options
+        if not event.baseline_ready or event.confidence < opts.anger_min_confidence:
+            return None
+        if event.rolling_anger > opts.anger_threshold:
+            return HandoffReason(
+                "anger", f"rolling anger {event.rolling_anger:.1f} > "
+                f"{opts.anger_threshold:g}", t_audio)
+        cues = sorted({c for turn in self._recent_cues for c in turn})
+        if cues and event.rolling_anger > opts.anger_threshold_with_words:
+            return HandoffReason(
+                "anger", f"rolling anger {event.rolling_anger:.1f} > "
+                f"{opts.anger_threshold_with_words:g} with the caller's words "
+                f"({', '.join(cues)})", t_audio)
         return None

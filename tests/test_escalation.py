@@ -1,7 +1,7 @@
 """The handoff rules, each on the events that should and should not fire it."""
 
 import pytest
-from switchboard.pipeline.escalation import Escalation
+from switchboard.pipeline.escalation import Escalation, text_cues
 from switchboard.pipeline.events import BotReply, EmotionScore, TranscriptFinal
 
 from switchboard.config import EscalationOptions
@@ -58,9 +58,9 @@ def test_two_misunderstandings_in_a_row_hand_off_but_not_two_apart():
     assert reason is not None and reason.rule == "not_understood"
 
 
-def anger(rolling, ready=True):
+def anger(rolling, ready=True, confidence=1.0):
     return EmotionScore(call_id="c", leg="caller", t_audio=2.0, anger=rolling,
-                        rolling_anger=rolling, baseline_ready=ready)
+                        rolling_anger=rolling, baseline_ready=ready, confidence=confidence)
 
 
 def test_anger_over_the_threshold_hands_off_once_the_reference_is_ready():
@@ -69,6 +69,78 @@ def test_anger_over_the_threshold_hands_off_once_the_reference_is_ready():
     assert rules.on_event(anger(7.0)) is None  # at the threshold is not past it
     reason = rules.on_event(anger(7.4))
     assert reason is not None and reason.rule == "anger"
+
+
+def test_an_unsure_anger_score_does_not_hand_off():
+    """Confidence below the floor (a thin reference, or the voice and embedding heads
+    disagreeing) keeps even a high score from handing off; at the floor it does."""
+    rules = Escalation(EscalationOptions(anger_threshold=7.0, anger_min_confidence=0.5))
+    assert rules.on_event(anger(9.5, confidence=0.49)) is None
+    reason = rules.on_event(anger(9.5, confidence=0.5))
+    assert reason is not None and reason.rule == "anger"
+
+
+@pytest.mark.parametrize("text, kinds", [
+    ("This is ridiculous, I've been waiting for an hour.", ["complaint"]),
+    ("It's completely unacceptable.", ["complaint"]),
+    ("This is the third time I'm calling about this.", ["complaint"]),
+    ("I'm really frustrated with this company.", ["complaint"]),
+    ("I want to file a complaint.", ["complaint"]),
+    ("What the hell is going on with my order?", ["profanity"]),
+    ("This damn thing still doesn't work.", ["profanity"]),
+    ("I'm so fucking done with this.", ["profanity"]),
+    ("Where is your manager?", ["manager"]),
+    ("Is there a supervisor there? This is a joke.", ["complaint", "manager"]),
+])
+def test_complaint_words_profanity_and_a_manager_are_cues(text, kinds):
+    assert text_cues(text) == kinds
+
+
+@pytest.mark.parametrize("text", [
+    "Hello, I'd like to check my order status.",
+    "I forgot my password and can't log in.",
+    "Can you help me with the shell account? Thanks for the assistance.",
+    "I passed the class and need my certificate.",
+    "The time I ordered was at three.",
+    "I'm calling about my first order.",
+])
+def test_ordinary_words_are_not_cues(text):
+    assert text_cues(text) == []
+
+
+def test_a_raised_voice_with_complaint_words_hands_off():
+    """Rolling anger 6 alone stays with the bot; with "ridiculous" in the caller's last
+    turns it hands off, whichever of the score and the words comes first."""
+    opts = EscalationOptions(anger_threshold=7.0, anger_threshold_with_words=5.0)
+    rules = Escalation(opts)
+    assert rules.on_event(anger(6.0)) is None
+    assert rules.on_event(final("I need to change my address.")) is None
+    reason = rules.on_event(final("This is ridiculous."))  # the words after the score
+    assert reason is not None and reason.rule == "anger"
+    assert "complaint" in reason.detail
+
+    rules = Escalation(opts)
+    assert rules.on_event(final("What the hell, this still doesn't work")) is None
+    assert rules.on_event(anger(4.9)) is None  # not raised enough, words or not
+    reason = rules.on_event(anger(5.5))
+    assert reason is not None and reason.rule == "anger" and "profanity" in reason.detail
+
+
+def test_words_alone_or_old_words_do_not_hand_off():
+    opts = EscalationOptions(anger_threshold_with_words=5.0, words_window_turns=3)
+    rules = Escalation(opts)
+    for text in ("This is unacceptable.", "Where is your manager?", "What the hell."):
+        assert rules.on_event(final(text)) is None
+    assert rules.on_event(anger(3.0)) is None  # a calm voice: words alone are not enough
+    # Three plain turns later the complaint has left the window.
+    for text in ("My order number is 12345.", "Yes.", "The blue one."):
+        assert rules.on_event(final(text)) is None
+    assert rules.on_event(anger(6.0)) is None
+    # Unsure scores do not count with words either.
+    rules = Escalation(opts)
+    assert rules.on_event(final("This is unacceptable.")) is None
+    assert rules.on_event(anger(6.5, confidence=0.3)) is None
+    assert rules.on_event(anger(6.5, ready=False)) is None
 
 
 def test_the_handoff_key_and_a_single_decision():
