@@ -351,6 +351,12 @@ class SupervisionOptions:
     5 whisper, 6 barge, as Asterisk's ChanSpy)."""
 
     feature_code: str = "*55"
+    #: The board page gets at most one update per call per interval (4 a second).
+    board_interval_s: float = 0.25
+    #: Risk alerts kept on a call's row (the latest ones).
+    alerts_kept: int = 5
+    #: How long a supervisor's browser gets for ICE and DTLS once answered.
+    connect_s: float = 15.0
 
 
 @dataclass
