@@ -332,9 +332,23 @@ class CallCenter:
         call.routing.connect("agent", "caller")
         call.routing.connect("agent", "coach")
         call.set_state(CallState.AGENT, f"answered by {agent}")
+        if self.settings.coach.enabled:
+            self._start_coach(call)
         record.handoff["status"] = "answered"
         record.handoff["answered_at"] = time.time()
         self._update(record, "answered", agent)
+
+    def _start_coach(self, call: Call) -> None:
+        """Whisper-coaching for the agent (pipeline/coach.py); it stops with the call."""
+        from switchboard.pipeline.coach import CallCoach
+        from switchboard.pipeline.knowledge import KnowledgeBaseError
+
+        try:
+            articles = {a.id: a for a in self.bundle.knowledge()[0]}
+        except KnowledgeBaseError as exc:
+            log.warning("coach without knowledge cards: %s", exc)
+            articles = {}
+        CallCoach(call, self.phrase, articles).start()
 
     async def _no_agent(self, record: CallRecord) -> None:
         call = record.call

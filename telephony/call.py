@@ -125,6 +125,9 @@ class Call:
         self.on_dtmf: Callable[[str, str], None] | None = None
         #: Writes the call's audio when recording is on (:meth:`record_to`).
         self.recorder: CallRecorder | None = None
+        #: The coach while an agent is on the call (pipeline/coach.py CallCoach): the
+        #: agent page mutes it with ``call.coaching.mute(True)``.
+        self.coaching = None
         #: A party other than the caller hung up; the owner decides what follows.
         self.on_leg_left: Callable[[Leg], None] | None = None
         # Steps timed across the whole call path (voice-to-voice, barge-in).
