@@ -142,6 +142,27 @@ _EXTRA = (
 FEATURE_NAMES: tuple[str, ...] = _PROSODY + _VOICE_QUALITY + _MFCC + _EXTRA
 N_FEATURES = len(FEATURE_NAMES)
 
+#: The cue families the features belong to, for ablations (scripts/eval_emotion --nested
+#: measures what each adds on speakers left out). Prosody mostly carries arousal; voice
+#: quality, spectral shape and articulation are where valence (anger against disgust,
+#: fear, surprise or joy) can show.
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "arousal": ("e_std", "e_range", "e_dabs", "e_peak_minus_mean", "f0_med", "f0_p10",
+                "f0_p90", "f0_range", "f0_std", "f0_slope", "f0_up", "f0_down",
+                "f0_rise_frac", "f0_energy_corr"),
+    # Jitter and shimmer proxies, harmonics-to-noise, noisiness, vocal effort.
+    "voice_quality": ("f0_dabs", "shim_db", "hnr_mean", "hnr_std", "hnr_p90",
+                      "flatness_mean", "alpha_vs_level", "centroid_vs_level"),
+    "spectral_tilt": ("alpha_mean", "alpha_std", "hamm_mean", "hamm_std", "slope0_500_mean",
+                      "slope500_1500_mean", "centroid_mean", "centroid_std", "rolloff_mean",
+                      "flux_mean", "flux_std", "band0", "band1", "band2", "band3",
+                      "band0_std", "band1_std", "band2_std", "band3_std"),
+    "cepstra": (*_MFCC, *(f"dmfcc{i}_std" for i in range(13)),
+                *(f"mfcc{i}_mean" for i in range(13, 20)),
+                *(f"vmfcc{i}_mean" for i in range(1, 13))),
+    "articulation": ("rate", "mod_2_8", "act_frac", "voiced_frac"),
+}
+
 
 def _frames(y: np.ndarray, length: int, hop: int) -> np.ndarray:
     n = 1 + max(0, (len(y) - length) // hop)
@@ -427,6 +448,13 @@ class EmotionScores:
     stress: float
     #: Which head set scored: "voice" (features only) or "voice+embedding".
     heads: str = "voice"
+    #: How far the scores can be trusted, 0-1 (:func:`confidence`): low on a thin speaker
+    #: reference or when the voice and embedding heads disagree strongly.
+    confidence: float = 1.0
+    #: The voice heads' own anger score (equal to ``anger`` without an embedding).
+    voice_anger: float | None = None
+    #: Whether the fail-safe rule replaced a blended score by the voice heads' reading.
+    fell_back: bool = False
 
 
 def _sigmoid(z: float) -> float:
@@ -468,16 +496,48 @@ HEADS = ("anger", "anger_vs_calm", "stress")
 WITH_EMBEDDING = "voice+embedding"
 
 
+#: Below this much speech in the speaker's reference a score's confidence is scaled down
+#: in proportion (a 3 s reference, the least a ready one holds, gives 0.5).
+FULL_REFERENCE_S = 6.0
+
+
 @dataclass(frozen=True)
 class EmbeddingSpec:
     """Which voice embedding the embedding heads were trained on: the mean encoder state of
-    ``asr_model`` (a models.whisper_asr model name) over the last ``last_s`` seconds; and
-    ``voice_weight``, the voice heads' share of the blended probability."""
+    ``asr_model`` (a models.whisper_asr model name) over the last ``last_s`` seconds;
+    ``voice_weight``, the voice heads' share of the blended probability, per head; and
+    ``disagreement``, the gap between the two heads' probabilities past which the blend
+    is not trusted and the voice heads' reading stands alone (None: always blend)."""
 
     asr_model: str
     dims: int
     last_s: float
-    voice_weight: float
+    voice_weight: dict[str, float]
+    disagreement: float | None = None
+
+
+def blend(p_voice, p_embedding, voice_weight: float, disagreement: float | None):
+    """The blended probability, fail safe: where the heads disagree by more than
+    ``disagreement`` the voice heads' reading is kept. Works on floats and numpy arrays.
+
+    Why the voice heads: on voices outside the training set they generalised better than
+    the embedding heads (issue 12: a new speaker's 8 angry clips all caught by the voice
+    features were all scored calm by the blend); a strong disagreement means the
+    embedding is reading this voice off its training distribution."""
+    mixed = voice_weight * p_voice + (1 - voice_weight) * p_embedding
+    if disagreement is None:
+        return mixed
+    return np.where(np.abs(p_voice - p_embedding) > disagreement, p_voice, mixed)
+
+
+def confidence(reference_s: float, p_voice: float, p_embedding: float | None,
+               full_reference_s: float = FULL_REFERENCE_S) -> float:
+    """How far a score can be trusted, 0-1: the share of a full speaker reference heard
+    (``reference_s`` of ``full_reference_s``; 0 for the population's reference) times
+    the agreement of the two head sets on the anger head (1 - half their gap)."""
+    ref = 1.0 if full_reference_s <= 0 else min(1.0, max(0.0, reference_s) / full_reference_s)
+    agree = 1.0 if p_embedding is None else 1.0 - 0.5 * abs(p_voice - p_embedding)
+    return ref * agree
 
 
 class EmotionModel:
@@ -534,12 +594,19 @@ class EmotionModel:
             embedding = emb_heads = emb_fallback = None
             if spec.get("embedding") is not None:
                 e = spec["embedding"]
+                # v2 files carry one weight for every head and no disagreement rule.
+                w = e["voice_weight"]
+                weights = ({h: float(w[h]) for h in HEADS} if isinstance(w, dict)
+                           else dict.fromkeys(HEADS, float(w)))
+                gap = e.get("disagreement")
                 embedding = EmbeddingSpec(str(e["asr_model"]), int(e["dims"]), float(e["last_s"]),
-                                          float(e["voice_weight"]))
+                                          weights, None if gap is None else float(gap))
                 if embedding.dims <= 0 or embedding.last_s <= 0:
                     raise ValueError("embedding dims and last_s must be positive")
-                if not 0 <= embedding.voice_weight <= 1:
+                if not all(0 <= v <= 1 for v in weights.values()):
                     raise ValueError("embedding voice_weight must lie in [0, 1]")
+                if gap is not None and not 0 <= embedding.disagreement <= 1:
+                    raise ValueError("embedding disagreement must lie in [0, 1]")
                 emb_heads = {name: _LogisticHead(spec["embedding_heads"][name],
                                                  N_FEATURES + embedding.dims) for name in HEADS}
                 emb_fallback = _vector(spec, "fallback_embedding", embedding.dims)
@@ -567,7 +634,8 @@ class EmotionModel:
 
     def score(self, features: np.ndarray, baseline: np.ndarray | None,
               embedding: np.ndarray | None = None,
-              embedding_baseline: np.ndarray | None = None) -> EmotionScores:
+              embedding_baseline: np.ndarray | None = None,
+              reference_s: float = math.inf) -> EmotionScores:
         """Scores of one utterance's features against the speaker's baseline.
 
         ``baseline`` is :meth:`SpeakerBaseline.mean`; ``None`` uses the population's neutral
@@ -577,21 +645,31 @@ class EmotionModel:
         model has embedding heads, each score blends the voice head's probability with the
         embedding head's (``voice_weight`` of the former): the blend keeps most of the
         embedding's accuracy and most of the voice features' indifference to the channel
-        (docs/evaluation.md). Otherwise the voice heads score alone.
+        (docs/evaluation.md). Otherwise the voice heads score alone. Where the two head
+        sets disagree by more than the weights' ``disagreement``, the voice heads' reading
+        stands (:func:`blend`). ``reference_s``: seconds of the speaker's speech in
+        ``baseline`` (default: a full reference; ignored, as 0, without a baseline), which
+        with the heads' agreement sets the :attr:`EmotionScores.confidence`.
         """
         x = _relative(features, self.fallback_baseline if baseline is None else baseline,
                       N_FEATURES)
         p = {name: head.probability(x) for name, head in self._heads.items()}
-        used = "voice"
+        p_voice_anger, p_emb_anger = p["anger"], None
+        used, fell_back = "voice", False
         if embedding is not None and self.embedding is not None:
             ref = self.fallback_embedding if embedding_baseline is None else embedding_baseline
             xe = np.concatenate([x, _relative(embedding, ref, self.embedding.dims)])
-            w = self.embedding.voice_weight
-            p = {name: w * p[name] + (1 - w) * head.probability(xe)
-                 for name, head in self._embedding_heads.items()}
+            pe = {name: head.probability(xe) for name, head in self._embedding_heads.items()}
+            p_emb_anger = pe["anger"]
+            gap = self.embedding.disagreement
+            fell_back = gap is not None and abs(p["anger"] - pe["anger"]) > gap
+            p = {name: float(blend(p[name], pe[name], self.embedding.voice_weight[name], gap))
+                 for name in HEADS}
             used = WITH_EMBEDDING
+        conf = confidence(0.0 if baseline is None else reference_s, p_voice_anger, p_emb_anger)
         return EmotionScores(anger=10 * p["anger"], anger_vs_calm=10 * p["anger_vs_calm"],
-                             stress=10 * p["stress"], heads=used)
+                             stress=10 * p["stress"], heads=used, confidence=conf,
+                             voice_anger=10 * p_voice_anger, fell_back=fell_back)
 
 
 def _relative(values: np.ndarray, reference: np.ndarray, dims: int) -> np.ndarray:

@@ -257,17 +257,31 @@ def _save_npz(path: Path, **arrays) -> None:
         np.savez(tmp, **arrays)
 
 
-def speaker_baselines(ref: np.ndarray, speakers: np.ndarray, baseline: np.ndarray
-                      ) -> np.ndarray:
+def speaker_baselines(ref: np.ndarray, speakers: np.ndarray, baseline: np.ndarray,
+                      fallback: np.ndarray | None = None) -> np.ndarray:
     """Each row's speaker reference: the mean of ``ref``'s rows of the same speaker where
-    ``baseline`` is set (neutral and calm clips), leaving the clip itself out."""
+    ``baseline`` is set (neutral and calm clips), leaving the clip itself out.
+
+    A row with no other neutral/calm clip of its speaker to average (a speaker with none,
+    or the only one of a speaker with one) gets ``fallback`` (e.g. the population's
+    neutral mean); without a fallback that raises ``ValueError`` naming the speaker, where
+    it used to come out NaN and silently poison every score of that speaker.
+    """
     out = np.empty_like(ref, dtype=np.float64)
     for s in np.unique(speakers):
         own = speakers == s
         sel = own & baseline
         total, count = ref[sel].sum(0), int(sel.sum())
         for i in np.flatnonzero(own):
-            out[i] = (total - ref[i]) / (count - 1) if baseline[i] else total / count
+            others = count - 1 if baseline[i] else count
+            if others >= 1:
+                out[i] = (total - ref[i]) / others if baseline[i] else total / count
+            elif fallback is not None:
+                out[i] = fallback
+            else:
+                raise ValueError(
+                    f"speaker {s}: {count} neutral/calm clip(s), so clip {i} has no reference "
+                    f"of its own; need at least two (or pass a fallback)")
     return out
 
 

@@ -302,3 +302,88 @@ def test_speaker_independent_accuracy_floor_with_the_embedding(corpus, clean_fea
           f"vs calm {ba_calm:.3f}")
     assert ba_rest >= FLOOR_EMBEDDING_ANGRY_VS_REST, ba_rest
     assert ba_calm >= FLOOR_EMBEDDING_ANGRY_VS_CALM, ba_calm
+
+
+def test_speaker_baselines_with_too_few_neutral_clips_raise_or_fall_back():
+    """A speaker with one neutral/calm clip (or none) used to get NaN references silently;
+    now it is an error naming the speaker, or the fallback where one is given."""
+    feats = np.arange(12, dtype=float).reshape(6, 2)
+    speakers = np.array(["a", "a", "a", "b", "b", "c"])
+    neutral = np.array([True, True, False, True, False, False])
+    ok = train_emotion.speaker_baselines(feats[:3], speakers[:3], neutral[:3])
+    assert np.allclose(ok, [feats[1], feats[0], feats[:2].mean(0)])  # the clip left out
+    with pytest.raises(ValueError, match="speaker b: 1 neutral/calm"):
+        train_emotion.speaker_baselines(feats, speakers, neutral)
+    fallback = np.array([-1.0, -2.0])
+    got = train_emotion.speaker_baselines(feats, speakers, neutral, fallback=fallback)
+    assert np.all(np.isfinite(got))
+    assert np.allclose(got[3], fallback)  # b's only neutral clip: no other to average
+    assert np.allclose(got[4], feats[3])  # b's other clip: the neutral one
+    assert np.allclose(got[5], fallback)  # c has none
+
+
+def _synthetic_model(p_voice: float, p_embedding: float, voice_weight=0.5,
+                     disagreement: float | None = 0.5) -> EmotionModel:
+    """The committed weights with every head replaced by a constant probability (zero
+    weights, the logit in the intercept): the blend rule is then all that varies."""
+    spec = json.loads(DEFAULT_WEIGHTS.read_text())
+
+    def constant(head: dict, p: float) -> dict:
+        return {**head, "coef": [0.0] * len(head["coef"]),
+                "intercept": float(np.log(p / (1 - p)))}
+
+    spec["heads"] = {h: constant(v, p_voice) for h, v in spec["heads"].items()}
+    spec["embedding_heads"] = {h: constant(v, p_embedding)
+                               for h, v in spec["embedding_heads"].items()}
+    spec["embedding"] = {**spec["embedding"], "voice_weight": voice_weight,
+                         "disagreement": disagreement}
+    return EmotionModel.from_spec(spec)
+
+
+def test_the_blend_keeps_the_voice_heads_reading_when_the_heads_disagree():
+    """Issue 12's failure: the voice heads hear anger, the embedding heads call the voice
+    calm. Past the disagreement limit the voice reading stands (fail safe) and the score
+    says it is less sure; within the limit the two are blended."""
+    f, e = np.zeros(N_FEATURES), np.zeros(384)
+    safe = _synthetic_model(0.9, 0.1).score(f, f, e, e)
+    assert safe.anger == pytest.approx(9.0) and safe.fell_back
+    assert safe.voice_anger == pytest.approx(9.0)
+    assert safe.confidence == pytest.approx(1 - 0.5 * 0.8)
+    plain = _synthetic_model(0.9, 0.1, disagreement=None).score(f, f, e, e)  # v2: always blend
+    assert plain.anger == pytest.approx(5.0) and not plain.fell_back
+    near = _synthetic_model(0.8, 0.4).score(f, f, e, e)  # within the limit: blended
+    assert near.anger == pytest.approx(6.0) and not near.fell_back
+    per_head = _synthetic_model(0.8, 0.4, voice_weight={
+        "anger": 1.0, "anger_vs_calm": 0.25, "stress": 0.5}).score(f, f, e, e)
+    assert per_head.anger == pytest.approx(8.0)
+    assert per_head.anger_vs_calm == pytest.approx(5.0)
+    assert per_head.stress == pytest.approx(6.0)
+
+
+def test_confidence_follows_the_reference_and_the_agreement():
+    f, e = np.zeros(N_FEATURES), np.zeros(384)
+    agree = _synthetic_model(0.7, 0.7)
+    assert agree.score(f, f, e, e).confidence == pytest.approx(1.0)  # a full reference
+    assert agree.score(f, f, e, e, reference_s=3.0).confidence == pytest.approx(0.5)
+    assert agree.score(f, f, e, e, reference_s=12.0).confidence == pytest.approx(1.0)
+    assert agree.score(f, None, e, None).confidence == 0.0  # the population's reference
+    assert agree.score(f, f, reference_s=4.5).confidence == pytest.approx(0.75)  # voice only
+    disagree = _synthetic_model(0.7, 0.3)
+    assert disagree.score(f, f, e, e, reference_s=3.0).confidence == pytest.approx(0.4)
+
+
+def test_the_loader_reads_v2_and_per_head_weights_and_refuses_bad_rules(tmp_path):
+    spec = json.loads(DEFAULT_WEIGHTS.read_text())
+    v2 = {**spec, "embedding": {k: v for k, v in spec["embedding"].items()
+                                if k != "disagreement"}}
+    v2["embedding"]["voice_weight"] = 0.5
+    m = EmotionModel.from_spec(v2)
+    assert m.embedding.voice_weight == {"anger": 0.5, "anger_vs_calm": 0.5, "stress": 0.5}
+    assert m.embedding.disagreement is None
+    for bad in ({"voice_weight": {"anger": 0.5}},  # a head missing
+                {"voice_weight": {"anger": 1.5, "anger_vs_calm": 1, "stress": 1}},
+                {"disagreement": 1.5}):
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps({**spec, "embedding": {**spec["embedding"], **bad}}))
+        with pytest.raises(ModelUnavailableError, match="emotion"):
+            EmotionModel.load(path)

@@ -31,3 +31,20 @@ def test_real_voices_male_lower_than_female(data):
     ff = analyse(sf.read(female, dtype="float32")[0])
     assert 70 < fm.f0_median_hz < 180 < ff.f0_median_hz < 320
     assert 1.0 < fm.speaking_rate_sps < 8.0
+
+
+def test_the_emotion_reference_counts_only_other_speech():
+    """The score's confidence reads how much speech *besides* the utterance is in its
+    reference: none for the opening utterance (it makes up its own reference), then what
+    came before, and the frozen total once the reference stops learning."""
+    import numpy as np
+    from switchboard.models.emotion import N_FEATURES, SpeakerBaseline
+    from switchboard.pipeline.stages.prosody import _reference
+
+    base = SpeakerBaseline(min_seconds=3.0, max_seconds=6.0)
+    got = [_reference(base, np.full(N_FEATURES, float(k)), 2.0) for k in range(5)]
+    assert [s for _, s in got] == [0.0, 2.0, 4.0, 6.0, 6.0]
+    assert np.allclose(got[0][0], 0.0)  # the opening utterance is its own reference
+    assert np.allclose(got[1][0], 0.5)  # still learning: joins before it is read
+    assert np.allclose(got[2][0], 0.5)  # ready (4 s): read before this one joins
+    assert np.allclose(got[4][0], 1.0)  # frozen at 6 s: the first three

@@ -162,7 +162,7 @@ class ProsodyStage(Stage):
             utterance=ended.utterance, anger=scores.anger, anger_vs_calm=scores.anger_vs_calm,
             stress=scores.stress, rolling_anger=self._rolling_emotion["anger"],
             rolling_stress=self._rolling_emotion["stress"], baseline_ready=ready,
-            heads=scores.heads,
+            heads=scores.heads, confidence=scores.confidence,
         ))
         await self.observe("emotion", ms, ended.t_audio)
         await self.observe("emotion_update", latency, ended.t_audio)
@@ -176,26 +176,33 @@ class ProsodyStage(Stage):
         speaker's normal voice on this line. Scoring them against the population's neutral
         mean instead flagged calm audiobook readers as angry (docs/evaluation.md): that mean
         belongs to RAVDESS's studio channel, not to a caller's handset.
+
+        The score's confidence counts only the speech in the reference other than the
+        utterance itself: an opening utterance that makes up its own reference says
+        little, and is marked so (EmotionScore.confidence).
         """
         ready = self._baseline.ready
-        ref = _reference(self._baseline, feats, seconds)
+        ref, others_s = _reference(self._baseline, feats, seconds)
         emb_ref = None
         if embedding is not None and self._emb_baseline is not None:
-            emb_ref = _reference(self._emb_baseline, embedding, seconds)
+            emb_ref, _ = _reference(self._emb_baseline, embedding, seconds)
         scores = self._emotion.score(feats, ref, embedding if emb_ref is not None else None,
-                                     emb_ref)
+                                     emb_ref, reference_s=others_s)
         return scores, ready
 
 
-def _reference(baseline: SpeakerBaseline, values: np.ndarray, seconds: float) -> np.ndarray:
-    """The reference to score ``values`` against; ``values`` join ``baseline`` (until it
-    is frozen): before it is read while it is still being learnt, after once it is ready."""
+def _reference(baseline: SpeakerBaseline, values: np.ndarray,
+               seconds: float) -> tuple[np.ndarray, float]:
+    """The reference to score ``values`` against, and the seconds of *other* speech in it.
+    ``values`` join ``baseline`` (until it is frozen): before it is read while it is still
+    being learnt, after once it is ready."""
+    before = baseline.seconds
     if not baseline.ready:
         baseline.add(values, seconds)
-        return baseline.provisional()
+        return baseline.provisional(), before
     ref = baseline.mean()
     baseline.add(values, seconds)
-    return ref
+    return ref, before
 
 
 def _roll(rolling: dict[str, float], values: dict[str, float], alpha: float) -> None:
