@@ -14,7 +14,8 @@ Routes:
 
 Everything under ``/api`` carries call content and needs the API token
 (``Authorization: Bearer …``): nobody unauthenticated reads a call. A logged-in agent's
-page (coach_ui/agent_pages.py) may read the one call it is rung for or on, nothing else.
+page (coach_ui/agent_pages.py) may read the one call it is rung for or on, nothing else;
+a supervisor's session reads every call (coach_ui/supervisor_pages.py: the board).
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def make_app(center, store, token: str, registry: CollectorRegistry, users=None,
         from switchboard.coach_ui import agent_pages
 
         agent_pages.install(app, users, desk, _page)
+        from switchboard.coach_ui import supervisor_pages
+
+        supervisor_pages.install(app, center, _page)
     return app
 
 
@@ -88,7 +92,7 @@ async def _auth(request: web.Request, handler):
     if request.path.startswith("/api/"):
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not (given and hmac.compare_digest(given, request.app[TOKEN])) and not (
-                _agents_own_call(request)):
+                _agents_own_call(request) or _supervisor_reads(request)):
             return web.json_response({"error": "authentication required"}, status=401,
                                      headers={"WWW-Authenticate": "Bearer"})
     return await handler(request)
@@ -104,6 +108,15 @@ def _agents_own_call(request: web.Request) -> bool:
     from switchboard.coach_ui.agent_pages import may_read_call
 
     return may_read_call(request, parts[3])
+
+
+def _supervisor_reads(request: web.Request) -> bool:
+    """A supervisor's session reads every call (the list, one call, its events)."""
+    if request.method != "GET" or not request.path.startswith("/api/calls"):
+        return False
+    from switchboard.coach_ui.supervisor_pages import is_supervisor
+
+    return is_supervisor(request)
 
 
 async def health(request: web.Request) -> web.Response:
