@@ -1,4 +1,5 @@
-// Log-in form: the server sets an HttpOnly session cookie, then the agent page opens.
+// Log-in form: the server sets an HttpOnly session cookie, then the agent page (or the
+// supervisor board) opens.
 "use strict";
 document.getElementById("login").addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -11,6 +12,7 @@ document.getElementById("login").addEventListener("submit", async (e) => {
       password: document.getElementById("password").value,
     }),
   });
-  if (response.ok) window.location.assign("/agent");
+  // Supervisors go to the board of live calls, agents to their page.
+  if (response.ok) window.location.assign((await response.json()).role === "supervisor" ? "/board" : "/agent");
   else error.textContent = (await response.json()).error || "log-in failed";
 });
