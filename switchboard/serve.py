@@ -6,6 +6,11 @@ the SIP endpoint (UDP and TCP), the WebRTC and media-stream gateways, the agents
 (browser agents beside SIP phones) and the HTTP server (health, JSON API, /metrics, the
 caller and agent pages). Ctrl-C or SIGTERM ends every live call cleanly (BYE) and keeps
 its record.
+
+On a fresh database (no users yet) it creates a demo agent and a demo supervisor, each
+with a random password printed once in the banner, as Jupyter prints its token: there is
+no default password. Long digit strings (cards, accounts) are masked in every log record
+while it runs (pipeline/redact.py, ``[privacy] redact_logs``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import logging
 import secrets
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -25,6 +30,7 @@ from switchboard.coach_ui.app import make_app
 from switchboard.config import Settings
 from switchboard.media_stream_gateway import MediaStreamGateway
 from switchboard.pipeline.budgets import Metrics
+from switchboard.pipeline.redact import install_log_filter
 from switchboard.pipeline.store import CallStore
 from switchboard.sip_gateway import SipGateway
 from switchboard.users import UserStore
@@ -51,6 +57,10 @@ class Running:
     #: The agents' page, once the server serves one.
     agent_page: str = ""
     desk: AgentDesk | None = None
+    #: Users this start created on an empty database: name → (role, password), shown once.
+    demo_users: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: Takes the log redaction filter off again (at stop).
+    unfilter_logs: Callable[[], None] | None = None
 
     @property
     def media_stream_url(self) -> str:
@@ -60,12 +70,15 @@ class Running:
 
 async def start(settings: Settings, bundle) -> Running:
     """Start every part; :func:`stop` ends them."""
-    store = CallStore.from_options(settings.store)
+    unfilter = (install_log_filter(settings.privacy.min_digits)
+                if settings.privacy.redact_logs else None)
+    store = CallStore.from_options(settings.store, settings.privacy)
     interrupted = store.recover()
     if interrupted:
         log.warning("%d call(s) left live by a previous process marked interrupted",
                     interrupted)
     users = UserStore(settings.store.url, realm=settings.sip.realm)
+    demo = await asyncio.to_thread(demo_users, users)
     metrics = Metrics()
     center = CallCenter(settings, bundle, store=store, metrics=metrics)
     await center.prewarm()
@@ -89,7 +102,20 @@ async def start(settings: Settings, bundle) -> Running:
     center.agents.reachable = lambda agent: desk.present(agent) or phone_reachable(agent)
     await sip.start()
     return Running(center, store, users, token, http_url, sip.uri, sip, runner, metrics,
-                   media_streams, webrtc, agent_page="/agent", desk=desk)
+                   media_streams, webrtc, agent_page="/agent", desk=desk, demo_users=demo,
+                   unfilter_logs=unfilter)
+
+
+#: The users a fresh database gets, so a first run can be tried at once.
+DEMO_USERS = (("demo-agent", "agent"), ("demo-supervisor", "supervisor"))
+
+
+def demo_users(users: UserStore) -> dict[str, tuple[str, str]]:
+    """On a database without users, a demo agent and supervisor with random passwords
+    (name → (role, password)); nothing when any user exists."""
+    if users.list():
+        return {}
+    return {name: (role, users.add(name, role)) for name, role in DEMO_USERS}
 
 
 async def stop(running: Running) -> None:
@@ -101,6 +127,8 @@ async def stop(running: Running) -> None:
     await running.runner.cleanup()
     running.store.close()
     running.users.close()
+    if running.unfilter_logs is not None:
+        running.unfilter_logs()
 
 
 async def serve(settings: Settings, bundle,
@@ -136,6 +164,8 @@ def banner(running: Running) -> str:
     if running.agent_page:
         lines.append(f"  Agents take handed-off calls:    {pages}{running.agent_page}"
                      "  (switchboard users add NAME --role agent)")
+    for name, (role, password) in running.demo_users.items():
+        lines.append(f"  Demo {role:10}  log in as {name}, password {password}  (shown once)")
     lines += [
         f"  Dial from a SIP phone:           {running.sip_uri} (UDP or TCP)",
         f"  Twilio Media Streams:            {running.media_stream_url}",
