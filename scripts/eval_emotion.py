@@ -18,6 +18,13 @@ Head sets: "voice" (the voice features alone) and "voice+embedding" (plus the AS
 embedding, the mean Whisper encoder state: scripts/train_emotion computes it); each is
 trained and scored separately, every figure above for both. ``--quick``: 4 folds of 4
 speakers.
+
+``--nested`` (issue 12): the nested speaker-independent validation of scripts/nested_emotion
+instead: every choice (feature set, C, blend weights) made inside the training actors of
+each outer fold, only outer-fold figures reported, for the shipped configuration (the
+speaker's whole neutral set, and in-call references from the first ~3 s / ~12 s of speech
+without the population prior, as prosody.baseline_prior_s = 0 ships); plus the cue-family
+ablation. Writes out/eval_emotion_nested.json.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ from train_emotion import (
 )
 
 SEED = 0
+DEFAULT_JSON = str(ROOT / "out" / "eval_emotion.json")
+NESTED_JSON = ROOT / "out" / "eval_emotion_nested.json"
 #: Conditions scored against a reference from the same channel: the clean clips, the
 #: training-like telephone copy, and a band-passed (300-3400 Hz) telephone copy. The others
 #: (+12 dB, -12 dB, telephone at the original level) measure invariance against clean.
@@ -354,9 +363,11 @@ def print_cost(cost_ms: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="4 folds of 4 speakers")
-    ap.add_argument("--json", default=str(ROOT / "out" / "eval_emotion.json"))
+    ap.add_argument("--json", default=DEFAULT_JSON)
     ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="'' to disable")
     ap.add_argument("--embedding-cache", default=str(EMBEDDING_CACHE), help="'' to disable")
+    ap.add_argument("--nested", action="store_true",
+                    help="nested speaker-independent validation (scripts/nested_emotion)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -364,6 +375,10 @@ def main() -> None:
     feats = load_features(corpus, CONDITIONS, Path(args.cache) if args.cache else None)
     embs = load_embeddings(corpus, CONDITIONS,
                            Path(args.embedding_cache) if args.embedding_cache else None)
+    if args.nested:
+        nested_main(corpus, feats, embs, t0,
+                    args.json if args.json != DEFAULT_JSON else str(NESTED_JSON))
+        return
     res = {}
     for heads, matrices in (
         ("voice", feats),
@@ -387,6 +402,46 @@ def main() -> None:
         "cost": cost_ms,
         "wall_s": time.perf_counter() - t0,
     })
+
+
+def nested_main(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray],
+                t0: float, json_path: str) -> None:
+    """The nested evaluation and the cue-family ablation, printed and written to JSON."""
+    import nested_emotion
+
+    def refs(matrix: np.ndarray, test: np.ndarray, seconds: float) -> np.ndarray:
+        return call_baselines(matrix, corpus, test, seconds, None)
+
+    print("== nested selection", flush=True)
+    res = nested_emotion.run(corpus, feats, embs, refs)
+    print_nested(res)
+    print("== cue families, voice heads alone, leave one actor out (C = LR_C)", flush=True)
+    ablation = nested_emotion.ablation(corpus, feats)
+    write_json(json_path, {
+        "machine": machine(),
+        "protocol": "nested: outer folds leave 2 actors out (8), inner 4 blocks of the 14 "
+                    "training actors; every choice inside, outer figures only",
+        "grid": {"feature_sets": list(nested_emotion.feature_sets()),
+                 "voice_c": nested_emotion.VOICE_C, "embedding_c": nested_emotion.EMB_C,
+                 "voice_weight": nested_emotion.WEIGHTS,
+                 "disagreement": nested_emotion.DISAGREEMENT, "tie": nested_emotion.TIE},
+        "clips": len(corpus.paths), "results": res, "ablation": ablation,
+        "wall_s": time.perf_counter() - t0,
+    })
+
+
+def print_nested(res: dict) -> None:
+    for label in ("shipped_recipe", "voice_heads_of_the_same_folds"):
+        print(f"\n{label}: balanced accuracy / ROC-AUC / F1 at 5 | disgust FA | worst actor")
+        for key, r in res[label].items():
+            a, c = r["angry_vs_rest/anger"], r["angry_vs_calm/anger_vs_calm"]
+            worst = r.get("angry_vs_rest/per_speaker", {}).get("worst", ["-", float("nan")])
+            veto = r.get("vetoed_angry")
+            print(f"  {key:18} rest {a['balanced_accuracy']:.3f}/{a['roc_auc']:.3f}/{a['f1']:.2f}"
+                  f"  calm {c['balanced_accuracy']:.3f}/{c['roc_auc']:.3f}/{c['f1']:.2f}"
+                  f"  disgust {r['disgust_false_alarm']:.2f}  worst {worst[0]} {worst[1]:.3f}"
+                  + (f"  vetoed {veto['total']}/{veto['seen']} (max {veto['worst'][0]} "
+                     f"{veto['worst'][1]})" if veto else ""))
 
 
 if __name__ == "__main__":

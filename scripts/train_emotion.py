@@ -417,12 +417,19 @@ def main() -> None:
     ap.add_argument("--out", default=str(DEFAULT_WEIGHTS))
     ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="'' to disable")
     ap.add_argument("--embedding-cache", default=str(EMBEDDING_CACHE), help="'' to disable")
+    ap.add_argument("--select", action="store_true",
+                    help="choose the feature set, C and blend weights by the inner folds of "
+                         "scripts/nested_emotion on all actors (the recipe eval_emotion "
+                         "--nested measures)")
     args = ap.parse_args()
 
     corpus = load_corpus(shared_data())
     feats = load_features(corpus, CONDITIONS, Path(args.cache) if args.cache else None)
     embs = load_embeddings(corpus, CONDITIONS,
                            Path(args.embedding_cache) if args.embedding_cache else None)
+    if args.select:
+        select_and_write(corpus, feats, embs, Path(args.out))
+        return
     norm, emb_norm = normalise_all(feats, corpus), normalise_all(embs, corpus)
     spec = train_spec([norm[c] for c in TRAIN_COPIES], [feats[c] for c in TRAIN_COPIES],
                       corpus, np.ones(len(corpus.paths), bool),
@@ -444,6 +451,24 @@ def main() -> None:
         print(f"{label}: training-set balanced accuracy (optimistic; see scripts/eval_emotion): "
               + ", ".join(f"{h} {v:.3f}" for h, v in train_ba.items()))
     write_weights(Path(args.out), spec)
+
+
+def select_and_write(corpus: Corpus, feats: dict[str, np.ndarray],
+                     embs: dict[str, np.ndarray], out: Path) -> None:
+    """The nested recipe's final step: the choices the inner folds make over all 16 actors,
+    then every head refitted on all of them."""
+    import nested_emotion
+
+    d = nested_emotion.Data(corpus, feats, embs)
+    sets = nested_emotion.feature_sets()
+    everyone = np.ones(len(corpus.paths), bool)
+    chosen = nested_emotion.choose(d, everyone, sets)
+    for head, c in chosen.items():
+        print(f"{head}: {c}")
+    spec = nested_emotion.fit_outer(d, everyone, chosen, sets)
+    spec["command"] = "scripts/train_emotion --select"
+    EmotionModel.from_spec(spec)  # refuses what the pipeline would refuse
+    write_weights(out, spec)
 
 
 def write_weights(path: Path, spec: dict) -> None:
