@@ -73,13 +73,21 @@ def make_center(settings):
 
 
 async def live_call(center, caller: FileEdge, agent: FileEdge | None = None,
-                    agent_name: str = "alice"):
-    """A live call of ``center`` with its caller (and agent, bridged as a handoff bridges),
-    no analysis; its record. The call ends when its caller's edge does."""
+                    agent_name: str = "alice", analyse: bool = False, record_to=None):
+    """A live call of ``center`` with its caller (and agent, bridged as a handoff bridges);
+    its record. Only the caller may be analysed (``analyse``: the center's models, the bot
+    silent as after a handoff); ``record_to``: a folder for the call's WAV files. The call
+    ends when its caller's edge does."""
     call = center.new_call("file")
     record = center.calls[call.call_id]
+    if record_to is not None:
+        from switchboard.telephony.recorder import CallRecorder
+
+        call.record_to(CallRecorder(record_to))
+    if analyse:
+        call.settings.policy.mode = "agent"
     call.start()
-    call.add_leg("caller", Role.CALLER, caller, analyse=False)
+    call.add_leg("caller", Role.CALLER, caller, analyse=analyse)
     call.routing.connect("caller", "bot")
     call.set_state(CallState.BOT, "answered")
     if agent is not None:
