@@ -147,3 +147,36 @@ def test_the_filter_alone_keeps_every_record():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "n=%d card %s", (5, CARD), None)
     assert RedactingFilter(6).filter(record) is True
     assert record.getMessage() == f"n=5 card {MASK}"
+
+
+def _board_row(redact_digits: bool) -> dict:
+    """A supervisor board row of a call whose risk alert quotes a card number."""
+    from types import SimpleNamespace
+
+    from switchboard.pipeline.bus import EventBus
+    from switchboard.pipeline.events import RiskAlert
+    from switchboard.telephony.call import CallState
+
+    from switchboard.board import Board
+    from switchboard.config import Settings
+
+    settings = Settings()
+    settings.privacy.redact_digits = redact_digits
+    bus = EventBus()
+    call = SimpleNamespace(call_id="c1", bus=bus, state=CallState.AGENT, channel="webrtc",
+                           started_at=0.0)
+    record = SimpleNamespace(call=call, number=1, agent="alice")
+    center = SimpleNamespace(calls={"c1": record})
+    board = Board(center, settings)
+    board.rows()  # the board follows the call from here
+    bus.publish(RiskAlert(call_id="c1", leg="caller", t_audio=1.0, level=9.0,
+                          reason="caller says: cancel card 4111 1111 1111 1111",
+                          detail=f"I want to cancel {CARD} now"))
+    return board.rows()["c1"]
+
+
+def test_the_supervisor_board_masks_card_numbers_unless_told_not_to():
+    alert = _board_row(redact_digits=True)["alerts"][0]
+    assert alert["detail"] == f"I want to cancel {MASK} now", alert
+    assert alert["reason"] == f"caller says: cancel card {MASK}", alert
+    assert _board_row(redact_digits=False)["alerts"][0]["detail"] == f"I want to cancel {CARD} now"
