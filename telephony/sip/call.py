@@ -478,9 +478,14 @@ class IncomingCall(BaseCall):
                 await self.hangup("bad SDP in ACK")
 
     async def reject(
-        self, code: int, reason: str | None = None, retry_after: int | None = None
+        self,
+        code: int,
+        reason: str | None = None,
+        retry_after: int | None = None,
+        www_authenticate: object | None = None,
     ) -> None:
-        """Send a final error response (486 busy, 503 with Retry-After when full, ...)."""
+        """Send a final error response (486 busy, 503 with Retry-After when full, 401
+        with a digest challenge ``www_authenticate``, ...)."""
         if not 300 <= code < 700:
             raise ValueError("reject needs a 3xx-6xx code")
         self._check_open()
@@ -489,6 +494,8 @@ class IncomingCall(BaseCall):
         response.to_address = self.dialog.local_address  # our tag, as for the 180
         if retry_after is not None:
             response.headers.set("Retry-After", str(int(retry_after)))
+        if www_authenticate is not None:
+            response.www_authenticate = www_authenticate
         await self.dialog.send_response(response)
         self.state = CallState.REJECTED
         await self._end(f"rejected {code}")
