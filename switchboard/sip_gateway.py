@@ -6,6 +6,8 @@ answered, and its RTP edge becomes the call's caller leg. Agents are users with 
 role whose phones have registered (digest authentication against the user store); a
 handoff rings them through :class:`SipAgentLine`, with the call's id and the link to its
 context in the INVITE, so the agent's screen can show what the caller already said.
+A supervisor's phone dialling the feature code and a live call's number
+(``sip:*55<number>@server``) joins that call (switchboard/supervision.py).
 """
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ class SipGateway:
         return registrar is not None and bool(registrar.lookup(agent))
 
     async def _on_invite(self, incoming: IncomingCall) -> None:
+        code = self.center.settings.supervision.feature_code
+        dialled = incoming.invite.uri.user or ""
+        if code and dialled.startswith(code):
+            await self._supervise(incoming, dialled[len(code):])
+            return
         ok, retry_after = self.center.admit()
         if not ok:
             await incoming.reject(503, "Service Unavailable", retry_after=retry_after)
@@ -108,6 +115,44 @@ class SipGateway:
         asyncio.get_running_loop().create_task(self.center.run_call(call, edge),
                                                name=f"call:{call.call_id}")
 
+
+    async def _supervise(self, incoming: IncomingCall, number: str) -> None:
+        """The feature code and a live call's number: a supervisor's phone joins that call
+        (listen first; DTMF 4 listen, 5 whisper, 6 barge). The INVITE must carry the
+        supervisor's digest credentials (those their phone registers with): challenged
+        with 401, anyone but a supervisor gets 403, an unknown number 404."""
+        from switchboard.supervision import Supervision, SupervisionError
+        from switchboard.telephony.routing import SupervisorMode
+        from switchboard.telephony.sip.digest import Outcome
+
+        auth = self.endpoint.registrar.auth if self.endpoint.registrar else None
+        if auth is None:
+            await incoming.reject(403, "Forbidden")
+            return
+        try:
+            credentials = incoming.invite.authorization
+        except ValueError:
+            credentials = None
+        verdict = auth.verify(credentials, "INVITE")
+        if verdict.outcome in (Outcome.MISSING, Outcome.STALE):
+            await incoming.reject(401, www_authenticate=auth.challenge(
+                stale=verdict.outcome == Outcome.STALE))
+            return
+        supervisors = {u.name for u in self.users.list("supervisor")}
+        if verdict.outcome != Outcome.OK or verdict.user not in supervisors:
+            log.info("feature code refused to %s", verdict.user or "an unknown user")
+            await incoming.reject(403, "Forbidden")
+            return
+        record = self.center.by_number(number)
+        if record is None or record.call.ending:
+            await incoming.reject(404, "No Such Call")
+            return
+        edge = await incoming.answer()
+        try:
+            await Supervision.of(self.center).join(record.call.call_id, verdict.user, edge,
+                                                   SupervisorMode.LISTEN)
+        except SupervisionError:  # the call ended while the phone answered
+            await edge.close("call ended")
 
 
 def _forward_hold(sip_call, edge) -> None:
