@@ -46,7 +46,7 @@ def install(app: web.Application, center, page: Callable[[str], web.Response],
             supervision: Supervision | None = None) -> Supervision:
     """Add the supervisors' routes over ``center``; returns its :class:`Supervision`
     (the SIP feature code shares it)."""
-    supervision = supervision or Supervision(center)
+    supervision = supervision or Supervision.of(center)
     app[SUPERVISION] = supervision
     app[BOARD] = Board(center, center.settings)
 

@@ -20,9 +20,16 @@ once (whisper reaches them from their first frame).
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 
-from switchboard.pipeline.events import Event, LegJoined, LegLeft, SupervisorJoined
+from switchboard.pipeline.events import (
+    DtmfReceived,
+    Event,
+    LegJoined,
+    LegLeft,
+    SupervisorJoined,
+)
 from switchboard.telephony.call import Call
 from switchboard.telephony.edge import MediaEdge
 from switchboard.telephony.routing import Role, SupervisorMode
@@ -56,13 +63,27 @@ class _Seat:
     mode: SupervisorMode
 
 
+_BY_CENTER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class Supervision:
-    """Supervisors' legs on the live calls of a :class:`~switchboard.callcenter.CallCenter`."""
+    """Supervisors' legs on the live calls of a :class:`~switchboard.callcenter.CallCenter`.
+
+    A supervisor's leg switches mode by DTMF too (4 listen, 5 whisper, 6 barge): a SIP
+    phone's keys, or the keypad of a page that sends them."""
 
     def __init__(self, center) -> None:
         self.center = center
         #: call id → leg id → seat.
         self._seats: dict[str, dict[str, _Seat]] = {}
+
+    @classmethod
+    def of(cls, center) -> Supervision:
+        """The center's one Supervision (the board and the SIP feature code share it)."""
+        supervision = _BY_CENTER.get(center)
+        if supervision is None:
+            supervision = _BY_CENTER[center] = cls(center)
+        return supervision
 
     @staticmethod
     def leg_id(supervisor: str) -> str:
@@ -141,7 +162,11 @@ class Supervision:
         seats = self._seats.get(call.call_id)
         if seats is None:
             return
-        if isinstance(event, LegJoined) and event.role == Role.AGENT.value:
+        if isinstance(event, DtmfReceived) and event.leg in seats:
+            mode = DTMF_MODES.get(event.digit)
+            if mode is not None and not call.ending:
+                self.set_mode(call.call_id, seats[event.leg].supervisor, mode)
+        elif isinstance(event, LegJoined) and event.role == Role.AGENT.value:
             for seat in seats.values():
                 if seat.leg_id in call.legs and call.legs[seat.leg_id].left_at is None:
                     self._route(call, seat)
