@@ -60,8 +60,8 @@ async def start_gateway(settings, tmp_path):
     return gateway, center, users
 
 
-def sipp_keys(number: str, user: str, password: str) -> tuple[dict, list[str]]:
-    code = "*55"
+def sipp_keys(code: str, number: str, user: str, password: str) -> tuple[dict, list[str]]:
+    """The scenario's dialled user (feature code + number) and sipp's digest credentials."""
     return ({"[service]": f"{code}{number}", "[user]": user},
             ["-au", user, "-ap", password])
 
@@ -96,7 +96,8 @@ def test_a_sip_supervisor_joins_by_feature_code_and_switches_by_dtmf(settings, d
         port = free_port()
         rtp_t, rtp = await listen_udp(port)
         rtcp_t, _ = await listen_udp(port + 1)
-        literal, extra = sipp_keys(record.number, "sue", "sue-password-1")
+        literal, extra = sipp_keys(settings.supervision.feature_code, record.number, "sue",
+                                   "sue-password-1")
         literal |= {"[audio]": str(ulaw), "[playms]": str(WINDOW_MS)}
         for n, key in enumerate("564", 1):
             literal[f"[pcap{n}]"] = str(PCAPS / f"dtmf_2833_{key}.pcap")
@@ -169,7 +170,8 @@ def test_the_feature_code_refuses_anyone_but_a_supervisor(settings, data, tmp_pa
                     "wrong_password": (record.number, "sue", "not-her-password", "403"),
                     "unknown_user": (record.number, "mallory", "whatever", "403"),
                     "no_such_call": ("999999", "sue", "sue-password-1", "404")}.items():
-                literal, extra = sipp_keys(number, user, password)
+                literal, extra = sipp_keys(settings.supervision.feature_code, number, user,
+                                           password)
                 rc, out = await run_sipp("uac_supervise_refused.xml",
                                          gateway.endpoint.port, keys={"rtpport": "9"},
                                          literal=literal | {"[expect]": expect},
