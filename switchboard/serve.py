@@ -164,6 +164,9 @@ def banner(running: Running) -> str:
     if running.agent_page:
         lines.append(f"  Agents take handed-off calls:    {pages}{running.agent_page}"
                      "  (switchboard users add NAME --role agent)")
+        code = running.center.settings.supervision.feature_code
+        lines.append(f"  Supervisors watch live calls:    {pages}/board"
+                     f"  (from a SIP phone: dial {code}<call number>)")
     for name, (role, password) in running.demo_users.items():
         lines.append(f"  Demo {role:10}  log in as {name}, password {password}  (shown once)")
     lines += [
