@@ -430,3 +430,53 @@ def test_a_supervisor_in_chromium_listens_whispers_and_barges_on_a_live_call(
     assert page["callPeak"] > 0.01, page  # the call's audio reached the page
     assert [m for m, _ in out["joined"]] == ["listen", "whisper", "barge", "listen", ""]
     assert out["left"] == "left"
+
+
+def test_a_board_page_that_never_connects_leaves_no_silent_leg(settings, data, tmp_path):
+    """A supervisor's offer answered, then the page gone before ICE: the leg it got is
+    dropped after ``[supervision] connect_s`` (a real aiortc peer that stops there)."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+    from switchboard.pipeline.events import SupervisorJoined
+
+    from tests.webrtc_client import RecordingTrack
+
+    settings.supervision.connect_s = 1.0
+
+    async def main():
+        runner, url, center = await start_app(settings, tmp_path)
+        record = await live_call(center, edge(caller_voice(data, 30), "caller"),
+                                 edge(agent_voice(data, 30), "agent"))
+        call = record.call
+        modes: list[str] = []
+        call.bus.subscribe(lambda e: modes.append(e.mode)
+                           if isinstance(e, SupervisorJoined) else None)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTrack(RecordingTrack(np.zeros(16000, np.int16)))
+        await pc.setLocalDescription(await pc.createOffer())
+        try:
+            async with session() as sue:
+                assert await login(sue, url, "sue", "sue-password-1") == 200
+                async with sue.post(f"{url}/board/supervise", json={
+                        "call_id": call.call_id, "mode": "whisper",
+                        "sdp": pc.localDescription.sdp}) as r:
+                    status, answer = r.status, await r.json()
+            await pc.close()  # the page went away without connecting
+            joined = sorted(call.legs)
+            for _ in range(150):  # the leave's event comes once the connection is closed
+                if "" in modes:
+                    break
+                await asyncio.sleep(0.1)
+            reason = call.legs["supervisor:sue"].end_reason
+            routes = call.routing.snapshot()
+        finally:
+            call.end("test over")
+            await asyncio.wait_for(record.task, 10)
+            await runner.cleanup()
+        return status, answer, joined, reason, modes, routes
+
+    status, answer, joined, reason, modes, routes = run_within(main(), 40)
+    assert status == 200 and answer["mode"] == "whisper" and "a=" in answer["sdp"], answer
+    assert joined == ["agent", "caller", "supervisor:sue"]
+    assert reason == "not connected"
+    assert modes == ["whisper", ""], modes
+    assert all("supervisor:sue" not in sources for sources in routes.values()), routes
