@@ -283,6 +283,8 @@ class Coach:
         level = min(10.0, max(self._risk_parts.values(), default=0.0))
         reason = reason or max(self._risk_parts, key=self._risk_parts.get, default="")
         self.risk = level
+        if self._replaying:
+            return  # the past: one look at the end of the replay
         # Published when it moves a step or crosses a whole level (7 of 10 matters).
         moved = abs(level - self._risk_published) >= self.options.risk_step or (
             int(level) != int(self._risk_published))
