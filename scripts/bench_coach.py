@@ -105,7 +105,7 @@ def actor_audio(data, actor: str) -> tuple[np.ndarray, list[Placed]]:
 
 async def one_call(settings, bundle, center, articles, rules, actor: str, data
                    ) -> tuple[list[Sample], dict]:
-    from switchboard.pipeline.coach import CallCoach
+    from switchboard.pipeline.coach_call import CallCoach
     from switchboard.pipeline.context import CallContext
     from switchboard.telephony.call import Call, CallState
     from switchboard.telephony.routing import Role
@@ -183,6 +183,9 @@ def main() -> None:
     parser.add_argument("--json", default=str(ROOT / "out" / "bench_coach.json"))
     args = parser.parse_args()
     data = shared_data()
+    from loguru import logger
+
+    logger.remove()  # pipecat's per-stage debug lines
 
     from switchboard.models.bundle import ModelBundle
     from switchboard.pipeline.coach_rules import load_rules

@@ -340,7 +340,7 @@ class CallCenter:
 
     def _start_coach(self, call: Call) -> None:
         """Whisper-coaching for the agent (pipeline/coach.py); it stops with the call."""
-        from switchboard.pipeline.coach import CallCoach
+        from switchboard.pipeline.coach_call import CallCoach
         from switchboard.pipeline.knowledge import KnowledgeBaseError
 
         try:
