@@ -306,3 +306,19 @@ def test_every_shipped_prompt_is_six_words_or_fewer():
         for step in rules.steps.values():
             text = rule.spoken.replace("{step}", step.spoken)
             assert len(text.split()) <= 6, text
+
+
+@pytest.mark.parametrize("said, ticked", [
+    ("Let me pull up your account real quick.", ["pull-up-account"]),
+    ("Okay I can see your account here.", ["pull-up-account"]),
+    ("Could you verify your account ID and zip code?", ["verify-identity"]),
+    ("Can I have your account ID and zip code?", ["verify-identity"]),
+    ("Let me check the system for your order status.", ["ask-the-oracle"]),
+    ("Can I get your full name please?", []),  # the name alone is not a check
+    ("I understand, that must be frustrating.", []),
+    ("Is there anything else I can help you with?", []),
+])
+def test_steps_are_heard_in_the_agents_phrasing_and_only_there(said, ticked):
+    from switchboard.pipeline.workflow import StepTracker
+
+    assert StepTracker(load_rules()).hear(said.lower())[0] == ticked
