@@ -4,7 +4,8 @@ A real server (serve.start) takes a WebRTC call from an aiortc caller who reads 
 number (spoken by the bundled Piper voice: no recording of one is in ../shared/data) and
 presses 0; the handoff rings agent alice, who answers from an aiortc peer through the
 agent page's signalling (/agent/ws, /agent/answer). Then, on every surface — the pages,
-the JSON API, the event WebSocket, the WebRTC signalling, the after-call record — it checks
+the JSON API, the event WebSocket, the WebRTC signalling (an agent's answer, a
+supervisor's listen), the board, the after-call record — it checks
 an unauthenticated visitor, another agent (bob), alice herself, and the demo supervisor
 that the fresh database was given with a random password.
 
@@ -124,10 +125,23 @@ async def offer_sdp() -> str:
     return sdp
 
 
-async def surfaces(http: aiohttp.ClientSession, url: str, call_id: str) -> dict:
-    """What one visitor gets from each surface of call ``call_id``."""
+async def supervise(http: aiohttp.ClientSession, url: str, call_id: str) -> int:
+    """Ask to listen to the call from the board's signalling (a fresh WebRTC offer)."""
+    async with http.post(f"{url}/board/supervise", json={
+            "call_id": call_id, "mode": "listen", "sdp": await offer_sdp()}) as r:
+        await r.read()
+        return r.status
+
+
+async def surfaces(http: aiohttp.ClientSession, url: str, call_id: str,
+                   listen: bool = True) -> dict:
+    """What one visitor gets from each surface of call ``call_id`` (``listen``: also ask
+    to listen to it, as a supervisor's board does)."""
     events_status, events = await ws_status(http, f"{url}/api/calls/{call_id}/events")
     return {
+        "board_page": await get(http, f"{url}/board"),
+        "board_ws": (await ws_status(http, f"{url}/board/ws"))[0],
+        "supervise": await supervise(http, url, call_id) if listen else None,
         "agent_page": await get(http, f"{url}/agent"),
         "agent_ws": (await ws_status(http, f"{url}/agent/ws"))[0],
         "api_list": await get(http, f"{url}/api/calls"),
@@ -191,9 +205,9 @@ def test_every_surface_refuses_who_may_not_read_the_call(server_settings, bundle
                         break
                 out["live_said"] = said
                 logging.getLogger("switchboard.test").warning("caller said: %s", said)
-                out["live"] = {name: await surfaces(http, url, call_id) for name, http in
-                               (("anon", anon), ("bob", bob), ("alice", alice),
-                                ("supervisor", sup))}
+                out["live"] = {name: await surfaces(http, url, call_id, name != "supervisor")
+                               for name, http in (("anon", anon), ("bob", bob),
+                                                  ("alice", alice), ("supervisor", sup))}
                 await peer.close()  # alice hangs up: the call ends
                 out["caller"] = await asyncio.wait_for(caller, 60)
                 await desk.close()
@@ -227,20 +241,26 @@ def test_every_surface_refuses_who_may_not_read_the_call(server_settings, bundle
     assert [anon[k] for k in ("agent_ws", "api_list", "api_call", "events_ws",
                               "record_json")] == [401] * 5, anon
     assert anon["events"] == []
+    assert (anon["board_page"], anon["board_ws"], anon["supervise"]) == (302, 401, 401), anon
     # Another agent: their own page, nothing of alice's call.
     bob = live["bob"]
     assert (bob["agent_page"], bob["agent_ws"]) == (200, 101)
     assert [bob[k] for k in ("api_list", "api_call", "events_ws")] == [401] * 3, bob
     assert (bob["record_page"], bob["record_json"]) == (403, 403) and bob["events"] == []
+    # WebRTC signalling: an agent asking to listen to another agent's call is refused.
+    assert (bob["board_page"], bob["board_ws"], bob["supervise"]) == (403, 403, 403), bob
     # Signalling: neither may answer the call ringing for alice.
     assert out["answer"] == {"anon": 401, "bob": 409}, out["answer"]
     # Alice reads her call and its events, but not the list of every call.
     mine = live["alice"]
     assert (mine["api_call"], mine["events_ws"], mine["record_json"]) == (200, 101, 200)
     assert mine["api_list"] == 401
+    assert mine["supervise"] == 403  # not even on her own call: listening is a supervisor's
     assert any(e.get("kind") == "transcript_final" for e in mine["events"])
-    # The supervisor reads the call's record.
-    assert live["supervisor"]["record_json"] == 200
+    # The supervisor reads the call, its events and its record, and has the board.
+    sup = live["supervisor"]
+    assert (sup["api_call"], sup["events_ws"], sup["record_json"]) == (200, 101, 200), sup
+    assert (sup["board_page"], sup["board_ws"]) == (200, 101), sup
 
     # After the call: alice and the supervisor read its record; bob and strangers do not.
     after = out["after"]
