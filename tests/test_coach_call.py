@@ -92,3 +92,61 @@ def test_an_agents_account_change_before_verifying_is_whispered_to_the_agent_onl
     assert heard_by_caller < 0.5
     # The caller's stream is not silence: they heard the agent's line.
     assert np.abs(caller.heard_audio()).max() > 1000
+
+
+def test_the_callers_request_before_the_handoff_opens_its_workflow_for_the_agent(
+        settings_factory, bundle):
+    """The caller asks the bot to recover a password (spoken, through a phone channel),
+    then presses 0. The agent who answers gets the flow's knowledge card and checklist,
+    and the flow's first step whispered: the intent came from the caller's real ASR and
+    NLU before the agent joined."""
+    from switchboard.models.tts import PiperTTS
+
+    settings = generous_budgets(settings_factory())
+    settings.coach.silence_s = 1e6
+    line = RecordedAgents(np.zeros(20 * 16000, np.float32))
+    center = CallCenter(settings, bundle, agents=AgentDirectory(line, ["alice"]))
+    tts = PiperTTS(bundle.settings.tts.voice, length_scale=1.1)
+    request = np.frombuffer(phone_line(tts.synthesize(
+        "I forgot my password and I cannot log in.")), "<i2") / 32768.0
+    caller = FileEdge.from_audio(np.concatenate([np.zeros(4 * 16000), request,
+                                                 np.zeros(30 * 16000)]).astype(np.float32),
+                                 peer="file:caller", hang_up=False)
+
+    async def main():
+        await center.prewarm()
+        call = center.new_call("test")
+        task = asyncio.ensure_future(center.run_call(call, caller))
+        for _ in range(300):  # the caller's request understood (at most 30 s)
+            if any(e.kind == "intent" and e.leg == "caller" for e in call.bus.history):
+                break
+            await asyncio.sleep(0.1)
+        caller.press("0")
+        played = None
+        for _ in range(400):
+            played = next((e for e in call.bus.history if e.kind == "coach_prompt_played"),
+                          None)
+            if played is not None:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(3.0)
+        caller.leave()
+        await asyncio.wait_for(task, 30)
+        return call, played, await center.phrase("Next: pull up the account.")
+
+    call, played, prompt_pcm = run_within(main(), 120)
+    events = call.bus.history
+    intents = [e.intent for e in events if e.kind == "intent" and e.leg == "caller"]
+    assert intents and intents[0] == "recover_password", intents
+    card = next(e for e in events if e.kind == "knowledge_card")
+    assert card.flow == "recover_password" and "password" in card.title.lower()
+    checklist = [e for e in events if e.kind == "checklist"][-1]
+    assert [s.name for s in checklist.steps] == ["pull-up-account", "enter-details",
+                                                 "verify-identity", "make-password"]
+    assert played is not None, [e for e in events if e.kind == "coach_prompt"]
+    prompt = next(e for e in events if e.kind == "coach_prompt"
+                  and e.prompt_id == played.prompt_id)
+    assert prompt.rule == "next_step" and prompt.spoken == "Next: pull up the account."
+    needle = np.frombuffer(prompt_pcm, "<i2")
+    assert presence(needle, line.edges[0].heard_audio()) > 0.9
+    assert presence(needle, caller.heard_audio()) < 0.5
