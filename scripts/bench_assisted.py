@@ -91,16 +91,17 @@ TAIL_S = 3.0  # after the agent's last line: the last prompt plays, the caller h
 #: inside the clip (the VAD ended a turn there): not timed from the clip's end.
 SPLIT_S = 0.1
 
-#: Caller requests: real 8 kHz telephone prompts whose words the intent model maps to an
-#: ABCD flow with a positive margin (the coach opens a workflow only then:
-#: coach.toml ``min_intent_confidence``). Requests alternate between the two flows, so
-#: each one opens a workflow again and prompts its next step.
-REQUESTS = (
-    "asr/asterisk_8k/the-num-i-have-is.wav",  # manage_change_phone
+#: Caller requests: real 8 kHz telephone prompts whose words (as the ASR hears them) the
+#: intent model maps to an ABCD flow with a positive margin (the coach opens a workflow
+#: only then: coach.toml ``min_intent_confidence``), each a whole sentence: a fragment
+#: ("the number I have is") gave a prompt ~1.3 s after its end, the others ~0.4 s, on one
+#: call (the end-of-turn wait for more words, not the load). Requests alternate between
+#: the two flows, so each one opens a workflow again and prompts its next step.
+REQUESTS = (  # manage_change_phone
     "asr/asterisk_8k/enter_account.wav",
     "asr/asterisk_8k/number-not-answering.wav",
-    "asr/asterisk_8k/to-redial-the-last-number-you-called.wav",
-    "asr/asterisk_8k/queue-thereare.wav",
+    "asr/asterisk_8k/check-number-dial-again.wav",
+    "asr/asterisk_8k/pls-entr-num-uwish2-call.wav",
 )
 OTHER_FLOW = "asr/asterisk_8k/dir-nomatch.wav"  # search_results
 #: The agent's side: Asterisk prompts worded as an agent would speak.
@@ -117,7 +118,7 @@ AGENT_LINES = (
     "asr/asterisk_8k/vm-dialout.wav",
 )
 #: The caller's turn kinds, repeated to ``--turns``.
-ORDER = ("neutral", "request", "neutral", "angry", "request", "angry", "request", "angry",
+ORDER = ("neutral", "neutral", "neutral", "angry", "request", "angry", "request", "angry",
          "request", "angry")
 ACTORS = 16
 
@@ -418,6 +419,7 @@ async def run_level(bench: Bench, data: Path, n: int, turns: int, stagger_s: flo
                                         if s["status"] == "ok" and s["leg"] == "caller"]),
         "prompts_by_rule": by_rule,
         "workflows_opened": sum(len(events_of(c, "knowledge_card")) for c in calls),
+        "caller_anger": {p.call.call_id: anger_trace(p) for p in parties},
         "queues": queues, "degraded": degraded, "recovered": recovered,
         "finals": finals,
         "bridged": sum(p.agent is not None for p in parties),
@@ -450,13 +452,28 @@ def ladder_moves(calls: list[Any]) -> tuple[list[str], list[str]]:
     return down, up
 
 
+def anger_trace(party: Party) -> list[str]:
+    """The caller's rolling anger after each turn ("kind rolling/confidence", "-" when
+    the reference is not ready): why de-escalation fired, or did not."""
+    out = []
+    for e in events_of(party.call, "emotion"):
+        if e.leg != "caller":
+            continue
+        sample = round(e.t_audio * RATE)
+        where = next((p for p in party.plan.caller if p.start <= sample <= p.end + RATE), None)
+        kind = where.clip.kind if where else "?"
+        out.append(f"{kind} {e.rolling_anger:.1f}/{e.confidence:.2f}"
+                   + ("" if e.baseline_ready else " -"))
+    return out
+
+
 def over_budget(row: dict) -> list[str]:
     """Steps whose p50 is over budget (the prompt latency: p50 or p95), worst first."""
     over = []
     for step, r in row["steps"].items():
         budget = r.get("budget")
         if budget and r["n"] and r["p50"] > budget:
-            over.append((r["p50"] / budget, f"{step} p50 {r['p50']:.0f}/{budget:.0f}"))
+            over.append((r["p50"] / budget, f"{step} p50 {r['p50']:g}/{budget:g}"))
     p = row["prompt_latency"]
     if p["n"]:
         if p["p50"] > p["budget"]:
@@ -567,7 +584,7 @@ def markdown(result: dict) -> str:
         budget = next((r["steps"][step].get("budget") for r in levels if step in r["steps"]),
                       None)
         out.append(f"| {step} | " + " | ".join(cell(r["steps"].get(step)) for r in levels)
-                   + f" | {budget or ''} |")
+                   + f" | {f'{budget:g}' if budget else ''} |")
     out.append("| **prompt latency** (speech end → first prompt sample, measured) | "
                + " | ".join(cell(r["prompt_latency"]) for r in levels) + " | 600 / 900 |")
     out.append("\nOver budget per level: " + "; ".join(
@@ -646,10 +663,11 @@ async def amain(args: argparse.Namespace) -> dict:
                    "asr_workers": settings.asr.inter_threads},
         "levels": [],
     }
+    length = len(make_plan(data, 0, args.turns).audio("caller")) / RATE + TAIL_S
+    total = sum(length + args.stagger * (n - 1) + 5 for n in levels)
+    print(f"{len(levels)} levels, about {total / 60:.1f} min of calls", flush=True)
     try:
         for n in levels:
-            plan = make_plan(data, 0, args.turns)
-            length = len(plan.audio("caller")) / RATE + TAIL_S
             print(f"level {n}: {n} assisted calls of ~{length:.0f} s, {args.stagger} s apart",
                   flush=True)
             row = await run_level(bench, data, n, args.turns, args.stagger)
@@ -684,7 +702,7 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=10, help="caller turns per call (each "
                     "answered by the agent)")
     ap.add_argument("--stagger", type=float, default=0.7, help="seconds between call starts")
-    ap.add_argument("--json", default="out/bench_assisted.json")
+    ap.add_argument("--json", default=str(ROOT / "out" / "bench_assisted.json"))
     ap.add_argument("--markdown", default="", help="print a result JSON as markdown; no run")
     args = ap.parse_args()
     if args.markdown:

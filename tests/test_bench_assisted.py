@@ -1,8 +1,8 @@
-"""Smoke test of scripts/bench_assisted: one assisted call of two caller turns, then the
-markdown of its JSON. Checks that the call was really handed to an agent and coached
-(both legs transcribed, a workflow opened, a prompt decided) and that the JSON has the
-fields the tables read. No timing is asserted: benchmarks report, they never fail on a
-machine's speed.
+"""Smoke test of scripts/bench_assisted: one assisted call of five caller turns (three
+neutral, an angry one, a request), then the markdown of its JSON. Checks that the call
+was really handed to an agent and coached (both legs transcribed, a workflow opened, a
+prompt decided) and that the JSON has the fields the tables read. No timing is asserted:
+benchmarks report, they never fail on a machine's speed.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ def test_bench_assisted_writes_its_fields(data, tmp_path):
     out = tmp_path / "bench_assisted.json"
     env = os.environ | {"SWITCHBOARD_DATA": str(data)}
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--levels", "1", "--turns", "2", "--json", str(out)],
+        [sys.executable, str(SCRIPT), "--levels", "1", "--turns", "5", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=400, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert {"date", "cpu", "cores", "loadavg_at_start", "loadavg_at_end"} <= set(
         result["machine"])
-    assert result["turns"] == 2 and isinstance(result["held"], int)
+    assert result["turns"] == 5 and isinstance(result["held"], int)
     (row,) = result["levels"]
     assert row["calls"] == 1
     # The call went the call center's way: handed off, bridged to the agent, ended by
