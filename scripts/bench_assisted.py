@@ -17,11 +17,12 @@ off (announcement, hold, rings an agent) and ``_bridge`` joins the agent's leg, 
 routing and starts the coach. Both parties are recordings (telephony/file_edge.py
 FileEdge) from ../shared/data, taking turns:
 
-- the caller (call i: RAVDESS actor i % 16 + 1): ``--turns`` clips in the order neutral,
-  request, neutral, angry, request, angry, request, angry, ... The neutral clips give the
-  anger score its reference, the angry ones should fire de-escalation prompts, the
-  requests (Asterisk's 8 kHz telephone prompts the intent model maps to an ABCD flow,
-  ``REQUESTS`` and ``OTHER_FLOW`` in turn) open a workflow and its next-step prompts;
+- the caller (call i: RAVDESS actor i % 16 + 1): ``--turns`` clips in the order of
+  ``ORDER``: three neutral, then angry and request in turn. The neutral clips give the
+  anger score its reference in the actor's own voice, the angry ones (strong first)
+  should fire de-escalation prompts, the requests (Asterisk's 8 kHz telephone prompts the
+  intent model maps to an ABCD flow, ``REQUESTS`` and ``OTHER_FLOW`` in turn) open a
+  workflow and prompt its next step;
 - the agent answers each caller turn ``AGENT_AFTER_S`` after the caller's speech ends
   with one of ``AGENT_LINES`` (Asterisk prompts in an agent's words), and the caller's
   next turn starts ``CALLER_AFTER_S`` after the agent's speech ends. The agent's plan is
@@ -36,7 +37,14 @@ holds the utterance's last speech sample, by frame energy, to the mixer tick tha
 the prompt's first frame), the model queues (wait and busy share per shared worker),
 process CPU, event-loop lag, degrade moves, and whether the level *holds*: every step's
 p50 within its budget, the prompt latency within p50 600 / p95 900 ms (budgets.toml
-``coach_prompt``), no degrade move, every call bridged and without error.
+``coach_prompt``), no move down a degrade ladder, every call bridged without a handoff
+failure or error. What saturates first is read from the first level that does not hold:
+the steps over budget (worst first), and the signs per resource (``saturation``: ASR
+jobs waiting longer than they run, the process near all cores, the loop late by more
+than a frame).
+
+``scripts/bench_assisted --levels 1,2,4,6`` (~6 minutes on a quiet machine, calls of ~72 s
+each) is what docs/benchmarks.md reports; ``--markdown`` prints its tables.
 
 Settings differ from the defaults only where a benchmark needs it (bench_sip's
 ``bench_settings`` plus the coach's pacing): the escalation rules off and no admission
