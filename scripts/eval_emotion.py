@@ -368,6 +368,10 @@ def main() -> None:
     ap.add_argument("--embedding-cache", default=str(EMBEDDING_CACHE), help="'' to disable")
     ap.add_argument("--nested", action="store_true",
                     help="nested speaker-independent validation (scripts/nested_emotion)")
+    ap.add_argument("--all-features", action="store_true",
+                    help="with --nested: keep every feature (choose C and the blend only)")
+    ap.add_argument("--no-ablation", action="store_true",
+                    help="with --nested: skip the cue-family ablation")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -377,7 +381,8 @@ def main() -> None:
                            Path(args.embedding_cache) if args.embedding_cache else None)
     if args.nested:
         nested_main(corpus, feats, embs, t0,
-                    args.json if args.json != DEFAULT_JSON else str(NESTED_JSON))
+                    args.json if args.json != DEFAULT_JSON else str(NESTED_JSON),
+                    args.all_features, not args.no_ablation)
         return
     res = {}
     for heads, matrices in (
@@ -405,23 +410,30 @@ def main() -> None:
 
 
 def nested_main(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray],
-                t0: float, json_path: str) -> None:
+                t0: float, json_path: str, all_features: bool = False,
+                with_ablation: bool = True) -> None:
     """The nested evaluation and the cue-family ablation, printed and written to JSON."""
     import nested_emotion
+
+    sets = nested_emotion.feature_sets()
+    if all_features:
+        sets = {"all": sets["all"]}
 
     def refs(matrix: np.ndarray, test: np.ndarray, seconds: float) -> np.ndarray:
         return call_baselines(matrix, corpus, test, seconds, None)
 
     print("== nested selection", flush=True)
-    res = nested_emotion.run(corpus, feats, embs, refs)
+    res = nested_emotion.run(corpus, feats, embs, refs, sets=sets)
     print_nested(res)
-    print("== cue families, voice heads alone, leave one actor out (C = LR_C)", flush=True)
-    ablation = nested_emotion.ablation(corpus, feats)
+    ablation = None
+    if with_ablation:
+        print("== cue families, voice heads alone, leave one actor out (C = LR_C)", flush=True)
+        ablation = nested_emotion.ablation(corpus, feats)
     write_json(json_path, {
         "machine": machine(),
         "protocol": "nested: outer folds leave 2 actors out (8), inner 4 blocks of the 14 "
                     "training actors; every choice inside, outer figures only",
-        "grid": {"feature_sets": list(nested_emotion.feature_sets()),
+        "grid": {"feature_sets": list(sets),
                  "voice_c": nested_emotion.VOICE_C, "embedding_c": nested_emotion.EMB_C,
                  "voice_weight": nested_emotion.WEIGHTS,
                  "disagreement": nested_emotion.DISAGREEMENT, "tie": nested_emotion.TIE},

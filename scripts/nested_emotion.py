@@ -196,9 +196,9 @@ def choose(d: Data, train: np.ndarray, sets: dict[str, np.ndarray],
             for ce in EMB_C:
                 e = pooled(pe[(head, ce)])
                 for w in WEIGHTS[1:]:
+                    # Ties: the larger voice share, then the stronger embedding penalty.
                     cands.append((_ba(yy, blend(v, e, w, DISAGREEMENT)),
-                                  (1, int(sets[best_voice["features"]].sum()),
-                                   best_voice["voice_c"], -ce),
+                                  (1, -w, ce),
                                   {**best_voice, "voice_weight": w, "emb_c": ce}))
         top = max(c[0] for c in cands)
         near = [c for c in cands if c[0] >= top - TIE]
@@ -260,6 +260,13 @@ def metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
             "n": int(len(y))}
 
 
+def _fast_ba(y: np.ndarray, pred: np.ndarray) -> float:
+    """Balanced accuracy of 0/1 predictions (sklearn's, without its overhead: the
+    bootstraps below call it tens of thousands of times)."""
+    pos = y.astype(bool)
+    return 0.5 * (pred[pos].mean() + (~pred[~pos]).mean())
+
+
 def per_speaker(y: np.ndarray, score: np.ndarray, spk: np.ndarray,
                 n_boot: int = 1000) -> dict[str, object]:
     """Balanced accuracy per outer actor, with a 95% interval per actor (resampling the
@@ -273,14 +280,14 @@ def per_speaker(y: np.ndarray, score: np.ndarray, spk: np.ndarray,
         for _ in range(n_boot):
             j = rng.choice(i, len(i))
             if 0 < y[j].sum() < len(j):
-                boots.append(balanced_accuracy_score(y[j], score[j] >= 5))
+                boots.append(_fast_ba(y[j], score[j] >= 5))
         out[s] = {"ba": float(balanced_accuracy_score(y[i], score[i] >= 5)),
                   "ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]}
     idx = {s: np.flatnonzero(spk == s) for s in names}
     pooled = []
     for _ in range(n_boot):
         j = np.concatenate([idx[s] for s in rng.choice(names, len(names))])
-        pooled.append(balanced_accuracy_score(y[j], score[j] >= 5))
+        pooled.append(_fast_ba(y[j], score[j] >= 5))
     worst = min(out, key=lambda s: out[s]["ba"])
     return {"per_speaker": out, "worst": [worst, out[worst]["ba"]],
             "ci95": [float(np.percentile(pooled, 2.5)), float(np.percentile(pooled, 97.5))]}
@@ -317,12 +324,22 @@ def report(d: Data, scores: dict[str, np.ndarray], voice: dict[str, np.ndarray],
     return out
 
 
+#: The v2 recipe (models/data/emotion_v2.json): fixed choices, always blended.
+V2_RECIPE = {h: {"features": "all", "voice_c": LR_C, "voice_weight": 0.5,
+                 "emb_c": EMBEDDING_C} for h in SELECTED_HEADS}
+
+
 def run(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray],
-        call_refs, verbose: bool = True) -> dict[str, object]:
+        call_refs, verbose: bool = True, fixed: dict[str, dict] | None = None,
+        disagreement: float | None = DISAGREEMENT,
+        sets: dict[str, np.ndarray] | None = None) -> dict[str, object]:
     """The nested evaluation; ``call_refs(feats_matrix, test_rows, seconds)``: the in-call
-    references (eval_emotion.call_baselines without the population prior)."""
+    references (eval_emotion.call_baselines without the population prior). ``fixed``:
+    the same outer folds with these choices instead of the inner folds' (e.g. V2_RECIPE,
+    with ``disagreement=None``: the v2 blend), for comparison. ``sets``: the feature sets
+    to choose from (default :func:`feature_sets`; ``{"all": ...}``: C and blend only)."""
     d = Data(corpus, feats, embs)
-    sets = feature_sets()
+    sets = feature_sets() if sets is None else sets
     spk = d.spk
     n = len(spk)
     keys = [f"{c}/{m}" for c in ("clean", "telrg") for m in ("speaker", "call_3s", "call_12s")]
@@ -336,9 +353,12 @@ def run(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray
         test = np.isin(spk, held)
         held = ",".join(held)
         train = ~test
-        chosen = choose(d, train, sets)
+        chosen = choose(d, train, sets) if fixed is None else {
+            h: {**c, "inner_ba": float("nan")} for h, c in fixed.items()}
         choices[held] = chosen
-        model = EmotionModel.from_spec(fit_outer(d, train, chosen, sets))
+        spec = fit_outer(d, train, chosen, sets)
+        spec["embedding"]["disagreement"] = disagreement
+        model = EmotionModel.from_spec(spec)
         for key in keys:
             copy, mode = key.split("/")
             both = np.hstack([d.feats[copy], d.embs[copy]])
