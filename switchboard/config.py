@@ -338,7 +338,7 @@ class CoachOptions:
     min_confidence: float = 0.5
     # A call whose risk (0-10) reaches this gets the escalation suggestion; RiskAlert is
     # published whenever the level moves by ``risk_step`` or more.
-    escalate_at: float = 8.0
+    escalate_at: float = 9.0
     risk_step: float = 1.0
     silence_s: float = 15.0  # nobody has spoken this long while bridged: a nudge
     hold_s: float = 45.0  # the caller has been on hold this long: a nudge
