@@ -387,3 +387,36 @@ def test_the_loader_reads_v2_and_per_head_weights_and_refuses_bad_rules(tmp_path
         path.write_text(json.dumps({**spec, "embedding": {**spec["embedding"], **bad}}))
         with pytest.raises(ModelUnavailableError, match="emotion"):
             EmotionModel.load(path)
+
+
+def test_the_nested_choice_never_reads_the_held_out_actors(corpus, clean_features):
+    """The inner folds that choose C (and the rest) read the training actors only: the
+    held-out actor's features are made NaN, which any fit or score reading them would
+    choke on, and the choice still comes out. Six actors, clean and telephone copies,
+    voice heads, a one-point grid, to stay fast."""
+    import nested_emotion
+
+    speakers = [f"ravdess_{i:02d}" for i in range(1, 7)]
+    rows = np.isin(corpus.speakers, speakers)
+    sub = train_emotion.Corpus([p for p, r in zip(corpus.paths, rows, strict=True) if r],
+                               corpus.speakers[rows], corpus.emotions[rows],
+                               [a for a, r in zip(corpus.audio, rows, strict=True) if r],
+                               corpus.rate)
+    feats = train_emotion.load_features(sub, ("telrg", "telbp"), cache=None, verbose=False)
+    feats["clean"] = clean_features[rows]
+    held = sub.speakers == "ravdess_06"
+    for c in feats:
+        feats[c] = feats[c].copy()
+        feats[c][held] = np.nan
+    d = nested_emotion.Data(sub, feats, None)
+    assert nested_emotion.inner_blocks(speakers[:5]) == [speakers[:4], speakers[4:5]]
+    saved = nested_emotion.VOICE_C
+    nested_emotion.VOICE_C = (0.02,)
+    try:
+        chosen = nested_emotion.choose(d, ~held, {"all": np.ones(N_FEATURES, bool)},
+                                       with_embedding=False)
+    finally:
+        nested_emotion.VOICE_C = saved
+    for head in ("anger", "anger_vs_calm"):
+        assert chosen[head]["voice_weight"] == 1.0 and chosen[head]["voice_c"] == 0.02
+        assert 0.5 < chosen[head]["inner_ba"] <= 1.0
