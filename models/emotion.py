@@ -29,6 +29,13 @@ probability is averaged with the voice heads'. The weights carry both head sets,
 utterance whose embedding is missing (a failed or late decode, another ASR model) is
 scored by the voice heads alone.
 
+Those leave-one-speaker-out figures chose their settings on the actors they report; the
+nested evaluation (scripts/eval_emotion --nested, every choice inside the training actors)
+gives angry vs rest .870 and angry vs neutral/calm .962 on the outer folds, and other voices
+did worse still (issue 12). So each score carries a confidence (:func:`confidence`: how much
+of the speaker's reference was heard, and whether the two head sets agree), and a weights
+file may make the blend fail safe (:func:`blend`).
+
 Scores are relative to the speaker: the features of an utterance minus the speaker's own
 neutral reference (:class:`SpeakerBaseline`, learnt from the first seconds of the call, or
 the population's neutral mean stored with the weights until then). The heads are
