@@ -112,7 +112,7 @@ class ProsodyOptions:
     baseline_prior_s: float = 0.0
     emotion_alpha: float = 0.5
     emotion_window_s: float = 8.0  # a longer turn is scored on its last 8 s (cost ~20 ms)
-    # The anger/stress score waits this long after the end of speech for the ASR's voice
+    # The anger/stress score waits this long after the end of the turn for the ASR's voice
     # embedding (it comes with the final transcript), then scores from the voice features
     # alone: the score must be out within the emotion_update budget (500 ms).
     embedding_wait_ms: float = 400.0

@@ -229,6 +229,24 @@ def test_anger_is_scored_from_the_voice_alone_when_the_embedding_is_late(
     assert {e.heads for e in emotion} == {"voice"}
 
 
+def test_emotion_update_times_the_stage_not_the_turn_hold(bundle, data, settings_factory):
+    """The turn-taking stage holds JFK's pauses and waits at the end, so his turn ends
+    well after his speech. emotion_update times the prosody stage's own delay from the end
+    of the turn: timed from the speech it breached its budget on held turns and moved the
+    stage down its ladder for time it did not take. The event itself keeps the latency
+    from the speech, and the score still reads the embedding."""
+    settings = generous_budgets(settings_factory())
+    settings.prosody.embedding_wait_ms = 400.0
+    rec = load(data / "asr" / "whisper" / "jfk.flac")
+    result = asyncio.run(run_call(rec, settings, bundle, realtime=True))
+    emotion = [e for e in result.events if e.kind == "emotion"]
+    assert emotion and {e.heads for e in emotion} == {"voice+embedding"}, [
+        (e.utterance, e.heads, round(e.latency_ms)) for e in emotion]
+    # Every turn ends at least 320 ms after its speech (turn.complete_wait_ms).
+    from_speech = float(np.median([e.latency_ms for e in emotion]))
+    assert result.latency["emotion_update"]["p50"] < from_speech - 200, from_speech
+
+
 def test_agent_leg_gets_stress_and_no_bot_reply(bundle, data, settings_factory):
     rec = load(data / "asr" / "whisper" / "jfk.flac")
     settings = generous_budgets(settings_factory())

@@ -41,6 +41,7 @@ class _Waiting:
     seconds: float
     compute_ms: float
     arrived: asyncio.Event
+    turn_ended_at: float  # monotonic: when the stage learnt the turn was over
 
 
 class ProsodyStage(Stage):
@@ -76,9 +77,9 @@ class ProsodyStage(Stage):
         if (isinstance(frame, EventFrame) and isinstance(frame.event, SpeechEnded)
                 and frame.event.leg == self.leg
                 and not frame.event.too_short):
-            await self._analyse(frame.event)
+            await self._analyse(frame.event, time.monotonic())
 
-    async def _analyse(self, ended: SpeechEnded) -> None:
+    async def _analyse(self, ended: SpeechEnded, turn_ended_at: float) -> None:
         opts = self.ctx.settings.prosody
         audio = self._ring.slice(ended.t_start, ended.t_audio)
         with_pitch = self.monitor.rung == "full"
@@ -103,9 +104,9 @@ class ProsodyStage(Stage):
             # Long turns are scored on their last seconds: the cost grows with length, and
             # where a turn ends up is what matters for escalation.
             window = int(opts.emotion_window_s * self._ring.rate)
-            await self._voice_features(ended, audio[-window:])
+            await self._voice_features(ended, audio[-window:], turn_ended_at)
 
-    async def _voice_features(self, ended: SpeechEnded, audio) -> None:
+    async def _voice_features(self, ended: SpeechEnded, audio, turn_ended_at: float) -> None:
         started = time.perf_counter()
         try:
             feats = await self.run_blocking(voice_features, audio, self._ring.rate)
@@ -113,7 +114,8 @@ class ProsodyStage(Stage):
             await self.fail(ended.t_audio, exc)
             return
         waiting = _Waiting(ended, feats, len(audio) / self._ring.rate,
-                           (time.perf_counter() - started) * 1000, asyncio.Event())
+                           (time.perf_counter() - started) * 1000, asyncio.Event(),
+                           turn_ended_at)
         if self._embedding_model is None:
             await self._score(waiting, None)
             return
@@ -132,7 +134,10 @@ class ProsodyStage(Stage):
     async def _score_when_ready(self, waiting: _Waiting) -> None:
         utt = waiting.ended.utterance
         wait_ms = self.ctx.settings.prosody.embedding_wait_ms
-        left_s = max(0.0, wait_ms - self.clock.latency_ms(waiting.ended.t_audio)) / 1000
+        # Counted from the end of the turn, not of the speech: the turn-taking stage may
+        # hold a turn 1.2 s, and the embedding comes with the final, which waits for it.
+        waited_ms = (time.monotonic() - waiting.turn_ended_at) * 1000.0
+        left_s = max(0.0, wait_ms - waited_ms) / 1000
         try:  # no deadline (inf) off the line: the ASR always answers, with None on failure
             await asyncio.wait_for(waiting.arrived.wait(),
                                    None if math.isinf(left_s) else left_s)
@@ -165,7 +170,11 @@ class ProsodyStage(Stage):
             heads=scores.heads, confidence=scores.confidence,
         ))
         await self.observe("emotion", ms, ended.t_audio)
-        await self.observe("emotion_update", latency, ended.t_audio)
+        # The stage's own delay: the utterance is only whole once the turn is over (the
+        # turn-taking hold counts in voice_to_voice); the event keeps the latency from
+        # the speech's capture for whoever reads it.
+        await self.observe("emotion_update", (time.monotonic() - waiting.turn_ended_at)
+                           * 1000.0, ended.t_audio)
 
     def _emotion_scores(self, feats: np.ndarray, embedding: np.ndarray | None,
                         seconds: float):
