@@ -73,6 +73,7 @@ from typing import Any
 import _common  # noqa: F401  (puts the project on sys.path)
 import numpy as np
 from _common import ROOT, machine, shared_data, write_json
+from bench_coach import TimedEdge
 from bench_sip import (
     TimedExecutor,
     bench_settings,
@@ -85,7 +86,6 @@ from bench_sip import (
 )
 from switchboard.telephony.audio_file import load
 from switchboard.telephony.edge import FRAME_BYTES
-from switchboard.telephony.file_edge import FileEdge
 
 RATE = 16000
 FRAME = FRAME_BYTES // 2  # samples per 20 ms frame
@@ -229,20 +229,6 @@ def make_plan(data: Path, index: int, turns: int) -> Plan:
         agent.append(Placed(a, a_start))
         onset_at = agent[-1].end + int(CALLER_AFTER_S * RATE)
     return Plan(index, actor, caller, agent)
-
-
-class TimedEdge(FileEdge):
-    """A FileEdge that notes when each frame entered the call (its release time)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.released: list[float] = []
-
-    async def receive(self) -> bytes | None:
-        pcm = await super().receive()
-        if pcm is not None:
-            self.released.append(time.monotonic())
-        return pcm
 
 
 @dataclass
