@@ -27,21 +27,6 @@ function setState(state) {
   $("hangup").disabled = state !== "in call" && state !== "answering";
 }
 
-function meter(stream, element, key) {
-  const analyser = audioCtx.createAnalyser();
-  analyser.fftSize = 2048;
-  audioCtx.createMediaStreamSource(stream).connect(analyser);
-  const buf = new Float32Array(analyser.fftSize);
-  return () => {
-    analyser.getFloatTimeDomainData(buf);
-    let sum = 0;
-    for (const x of buf) sum += x * x;
-    const rms = Math.sqrt(sum / buf.length);
-    element.value = Math.min(1, rms * 4);
-    sb[key] = Math.max(sb[key], rms);
-  };
-}
-
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -215,16 +200,6 @@ function showRecordLink(callId) {
 function showMuted() {
   $("mute").setAttribute("aria-pressed", String(sb.muted));
   $("mute").textContent = sb.muted ? "Spoken prompts muted" : "Mute spoken prompts";
-}
-
-function gathered(peer) {
-  if (peer.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, 3000);
-    peer.addEventListener("icegatheringstatechange", () => {
-      if (peer.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
-    });
-  });
 }
 
 // One event onto the screen; returns a key naming what was drawn (null: nothing).

@@ -17,23 +17,6 @@ function setState(state, detail) {
   $("keypad").hidden = state !== "in call";
 }
 
-// RMS level of an audio stream, read every 100 ms (the meters and botPeak/micPeak).
-function meter(stream, element, key) {
-  const source = audioCtx.createMediaStreamSource(stream);
-  const analyser = audioCtx.createAnalyser();
-  analyser.fftSize = 2048;
-  source.connect(analyser);
-  const buf = new Float32Array(analyser.fftSize);
-  return () => {
-    analyser.getFloatTimeDomainData(buf);
-    let sum = 0;
-    for (const x of buf) sum += x * x;
-    const rms = Math.sqrt(sum / buf.length);
-    element.value = Math.min(1, rms * 4);
-    sb[key] = Math.max(sb[key], rms);
-  };
-}
-
 function show(event) {
   if (event.kind === "call") sb.callId = event.call_id;
   else if (event.kind === "transcript_partial") $("partial").textContent = event.text;
@@ -46,17 +29,6 @@ function show(event) {
     $("transcript").append(item);
     $("partial").textContent = "";
   } else if (event.kind === "ended") finish(`call ended (${event.reason})`);
-}
-
-// Wait (at most 3 s) for ICE candidates: the server takes the offer without trickle.
-function gathered(peer) {
-  if (peer.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, 3000);
-    peer.addEventListener("icegatheringstatechange", () => {
-      if (peer.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
-    });
-  });
 }
 
 async function call() {
