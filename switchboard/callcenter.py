@@ -309,6 +309,9 @@ class CallCenter:
             self.agents.busy.add(agent)
             self._update(record, "ringing", agent)
             ring_for = min(opts.ring_s, deadline - time.monotonic())
+            # The caller may have gone on talking since the request (or been mid-turn
+            # when pressing 0): each ring carries the transcript as it stands now.
+            record.handoff["context"] = call.context()
             edge = await _ring(self.agents.line, agent, call, record.handoff["context"],
                                ring_for)
             if edge is not None:
@@ -332,6 +335,7 @@ class CallCenter:
         call.routing.connect("agent", "caller")
         call.routing.connect("agent", "coach")
         call.set_state(CallState.AGENT, f"answered by {agent}")
+        record.handoff["context"] = call.context()  # what the agent found on answering
         if self.settings.coach.enabled:
             self._start_coach(call)
         record.handoff["status"] = "answered"

@@ -42,6 +42,7 @@ from switchboard.pipeline.events import (
     LegLeft,
     SpeechStarted,
     TranscriptFinal,
+    TranscriptPartial,
 )
 from switchboard.pipeline.frames import CallAudioFrame, ReplyAudioFrame
 from switchboard.telephony.edge import FRAME_BYTES, MediaEdge
@@ -366,8 +367,12 @@ class Call:
         confirmed), and why the dialogue handed off when it did."""
         transcript, intent, anger = [], None, []
         dialogue: dict | None = None
+        pending: dict[str, TranscriptPartial] = {}  # per leg: words of an unfinished turn
         for e in self.bus.history:
-            if isinstance(e, TranscriptFinal) and e.text:
+            if isinstance(e, TranscriptPartial) and e.text:
+                pending[e.leg] = e
+            elif isinstance(e, TranscriptFinal) and e.text:
+                pending.pop(e.leg, None)
                 transcript.append({"leg": e.leg, "t": round(e.t_audio, 2), "text": e.text})
             elif isinstance(e, BotReply) and e.text:
                 transcript.append({"leg": "bot", "t": round(e.t_audio, 2), "text": e.text})
@@ -382,6 +387,10 @@ class Call:
                 anger.append({"t": round(e.t_audio, 2), "anger": round(e.anger, 1),
                               "rolling": round(e.rolling_anger, 1),
                               "baseline_ready": e.baseline_ready})
+        # A caller who presses 0 mid-sentence has said something already: their words so
+        # far, marked as such, rather than nothing until the turn's final comes.
+        transcript += [{"leg": p.leg, "t": round(p.t_audio, 2), "text": p.text, "partial": True}
+                       for p in pending.values()]
         caller = self.legs.get("caller")
         return {"call_id": self.call_id, "channel": self.channel,
                 "caller": caller.edge.peer if caller else None,

@@ -176,3 +176,22 @@ def test_a_party_on_hold_is_replaced_by_hold_music_for_the_other(settings, data)
     assert max(presence(c, during) for c in chunks) > 0.95
     assert max(presence(c, after) for c in chunks) < 0.3
     assert [e.held for e in call.bus.history if e.kind == "leg_hold"] == [True, False]
+
+
+def test_the_context_holds_the_words_of_a_turn_not_finished_yet(settings):
+    """A caller who presses 0 mid-sentence: the agent's context has what they said so far
+    (the latest partial, marked), replaced by the final once the turn ends."""
+    from switchboard.pipeline.events import TranscriptFinal, TranscriptPartial
+
+    call = Call("t9", "test", settings, bundle=None)
+    call.publish(TranscriptPartial(call_id="t9", leg="caller", t_audio=5.0, utterance=1,
+                                   text="And so am I."))
+    call.publish(TranscriptPartial(call_id="t9", leg="caller", t_audio=7.0, utterance=1,
+                                   text="And so my fellow Americans."))
+    mid = call.context()["transcript"]
+    assert mid == [{"leg": "caller", "t": 7.0, "text": "And so my fellow Americans.",
+                    "partial": True}]
+    call.publish(TranscriptFinal(call_id="t9", leg="caller", t_audio=8.06, utterance=1,
+                                 text="And so my fellow Americans ask not"))
+    assert call.context()["transcript"] == [
+        {"leg": "caller", "t": 8.06, "text": "And so my fellow Americans ask not"}]
