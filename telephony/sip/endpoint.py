@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -41,6 +42,8 @@ __all__ = ["CallFailed", "IncomingCall", "OutgoingCall", "SipEdge", "SipEndpoint
 
 InviteHandler = Callable[[IncomingCall], Awaitable[None]]
 
+#: Tries at finding one port free for both UDP and TCP (port 0).
+ATTEMPTS_FOR_A_FREE_PORT = 20
 ALLOWED = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO"]
 #: Methods of SIP extensions we know and do not do: 405 with Allow, not 501.
 KNOWN_METHODS = {"SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "UPDATE", "PRACK"}
@@ -105,6 +108,12 @@ class SipEndpoint:
 
     async def start(self) -> None:
         """Listen on every configured transport (port 0: one free port for all)."""
+        if self.port == 0 and {"udp", "tcp"} <= set(self.transports):
+            await self._listen_on_a_free_port()
+            self._running = True
+            logger.info("SIP endpoint on %s:%d (%s)", self.host, self.port,
+                        ",".join(self.transports))
+            return
         if "udp" in self.transports:
             await self.transport.listen(TransportAddress("udp", self.host, self.port))
             if self.port == 0:
@@ -123,6 +132,29 @@ class SipEndpoint:
                 self.port = server.sockets[0].getsockname()[1]
         self._running = True
         logger.info("SIP endpoint on %s:%d (%s)", self.host, self.port, ",".join(self.transports))
+
+    async def _listen_on_a_free_port(self) -> None:
+        """TCP on a port the system picks, then UDP on the same one. The system's free
+        TCP port can be some client's UDP port (and the other way round): then try again
+        (bounded), rather than fail the start."""
+        servers = self.transport._tcp_servers
+        for _ in range(ATTEMPTS_FOR_A_FREE_PORT):
+            before = set(servers)
+            await self.transport.listen(TransportAddress("tcp", self.host, 0))
+            server = next(iter(set(servers) - before))
+            port = server.sockets[0].getsockname()[1]
+            try:
+                await self.transport.listen(TransportAddress("udp", self.host, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                servers.discard(server)
+                server.close()
+                await server.wait_closed()
+                continue
+            self.port = port
+            return
+        raise OSError(errno.EADDRINUSE, "no port free for both UDP and TCP")
 
     async def stop(self) -> None:
         """BYE every answered call, CANCEL/refuse the rest, then close the sockets."""
