@@ -99,9 +99,12 @@ class StageMonitor:
         self.stage = stage
         self.ladder = options.ladder(stage)
         self.budgets = {b.name: b.budget_ms for b in options.for_stage(stage)}
-        self._window: deque[bool] = deque(maxlen=options.window)
-        self._degrade_after = options.degrade_after
-        self._recover_after = options.recover_after
+        window, self._degrade_after, self._recover_after = options.policy(stage)
+        self._window: deque[bool] = deque(maxlen=window)
+        # A crash is not slowness: whatever the stage's own window, failures are counted
+        # over the common one (3 failures in 20 steps hand over to the next rung).
+        self._fails: deque[bool] = deque(maxlen=options.window)
+        self._fail_after = options.degrade_after
         self._ok_streak = 0
         self._floor = 0  # highest rung still allowed (raised when a rung fails)
         self._metrics = metrics
@@ -123,6 +126,7 @@ class StageMonitor:
             raise KeyError(f"no budget named {step!r} for stage {self.stage!r} in budgets.toml")
         self._metrics.latency.labels(step=step).observe(ms / 1000.0)
         self._samples.add(step, ms)
+        self._fails.append(False)
         breach = ms > budget
         if breach:
             self._metrics.breaches.labels(step=step).inc()
@@ -136,7 +140,11 @@ class StageMonitor:
         """
         self._metrics.errors.labels(stage=self.stage).inc()
         level = self.level
+        self._fails.append(True)
         moved = self._record(True)
+        if (moved is None and sum(self._fails) >= self._fail_after
+                and self.level < len(self.ladder) - 1):
+            moved = self._move(self.level + 1)
         if moved is not None:
             self._floor = max(self._floor, level + 1)
         return moved
@@ -156,6 +164,7 @@ class StageMonitor:
             self._metrics.on_rung.labels(stage=self.stage, rung=self.ladder[level]).inc()
         self.level = level
         self._window.clear()
+        self._fails.clear()
         self._ok_streak = 0
         self._metrics.moves.labels(stage=self.stage, rung=self.rung).inc()
         return level

@@ -286,9 +286,17 @@ class BudgetOptions:
     window: int = 20
     degrade_after: int = 3
     recover_after: int = 30
+    #: stage → its own (window, degrade_after, recover_after), for stages timed per frame:
+    #: 20 observations are 0.4 s of a VAD's frames, where one stall of the loop would move it.
+    stage_policies: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     def for_stage(self, stage: str) -> list[Budget]:
         return [b for b in self.budgets.values() if b.stage == stage]
+
+    def policy(self, stage: str) -> tuple[int, int, int]:
+        """(window, degrade_after, recover_after) of ``stage``."""
+        return self.stage_policies.get(
+            stage, (self.window, self.degrade_after, self.recover_after))
 
     def ladder(self, stage: str) -> list[str]:
         return self.ladders.get(stage, ["full"])
@@ -423,12 +431,21 @@ def load_budgets(path: str | Path = DEFAULT_BUDGETS) -> BudgetOptions:
         for name, b in raw.get("budgets", {}).items()
     }
     ladders = {k: [str(r) for r in v] for k, v in raw.get("ladders", {}).items()}
+    window = int(policy.get("window", 20))
+    degrade_after = int(policy.get("degrade_after", 3))
+    recover_after = int(policy.get("recover_after", 30))
+    stage_policies = {
+        stage: (int(p.get("window", window)), int(p.get("degrade_after", degrade_after)),
+                int(p.get("recover_after", recover_after)))
+        for stage, p in policy.items() if isinstance(p, dict)
+    }
     return BudgetOptions(
         budgets=budgets,
         ladders=ladders,
-        window=int(policy.get("window", 20)),
-        degrade_after=int(policy.get("degrade_after", 3)),
-        recover_after=int(policy.get("recover_after", 30)),
+        window=window,
+        degrade_after=degrade_after,
+        recover_after=recover_after,
+        stage_policies=stage_policies,
     )
 
 

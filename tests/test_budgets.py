@@ -92,3 +92,22 @@ def test_a_failing_rung_is_not_recovered_to():
     for _ in range(5):
         m.observe("asr_final", 100)
     assert m.rung == "no_partials"
+
+
+def test_the_vads_frames_move_it_only_on_sustained_slowness():
+    """budgets.toml gives the VAD (timed per 20 ms frame) its own window: a stall of the
+    loop (a few slow frames in a row) leaves it on Silero; a tenth of 5 s of frames over
+    budget moves it to WebRTC VAD; the other stages keep the common policy."""
+    from switchboard.config import load_budgets
+
+    options = load_budgets()
+    assert options.policy("asr") == (options.window, options.degrade_after,
+                                     options.recover_after)
+    vad = StageMonitor("vad", options, Metrics())
+    budget = options.budgets["vad"].budget_ms
+    stall = [vad.observe("vad", budget * 4).moved_to for _ in range(10)]  # 200 ms
+    calm = [vad.observe("vad", budget / 5).moved_to for _ in range(240)]
+    assert stall + calm == [None] * 250 and vad.rung == "silero"
+    moved = [vad.observe("vad", budget * 4 if i % 5 == 0 else budget / 5).moved_to
+             for i in range(250)]
+    assert vad.rung == "webrtc" and moved.count(1) == 1
