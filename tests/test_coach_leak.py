@@ -28,12 +28,10 @@ import aiohttp
 import numpy as np
 import pytest
 import soundfile as sf
-from scipy.ndimage import maximum_filter1d
-from scipy.signal import fftconvolve
 from switchboard.telephony.resample import resample
 
 from switchboard import serve
-from tests.correlate import presence
+from tests.correlate import found, presence
 from tests.helpers import run_within
 from tests.test_handoff_sip import DTMF_ZERO, agent_phone
 from tests.test_serve import sipp_call
@@ -49,39 +47,6 @@ NUDGE = "Check in with the caller."
 #: stream without it scores at chance, about 0.25 (the same Piper voice, hold music).
 LEAK = 0.5
 HEARD = 0.6
-
-
-def _series(needle: np.ndarray, stream: np.ndarray) -> np.ndarray:
-    """Normalised correlation of ``needle`` at every position of ``stream`` (as
-    tests/correlate.py's presence, before its max)."""
-    x = np.asarray(needle, np.float64)
-    y = np.asarray(stream, np.float64)
-    x = x - x.mean()
-    num = fftconvolve(y, x[::-1], mode="valid")
-    energy = np.convolve(y * y, np.ones(len(x)), mode="valid")
-    return np.abs(num) / (np.linalg.norm(x) * np.sqrt(np.maximum(energy, 1e-9)))
-
-
-def found(needle: np.ndarray, stream: np.ndarray, rate: int, parts: int = 4,
-          slack_s: float = 0.06) -> float:
-    """The prompt's presence in ``stream`` (0..1), robust to a few dropped frames.
-
-    A loaded machine's mixer falls behind and the edge's capped send queue then drops a
-    frame or two, cutting the prompt where it plays: the whole-prompt correlation of a
-    leak falls to about 0.4, near chance. So the prompt is cut in ``parts`` pieces, each
-    correlated on its own, and each allowed to sit up to ``slack_s`` from where the
-    prompt's start puts it; the score is their mean at the best start. Chance stays
-    where it was (each piece must line up with the others)."""
-    positions = len(stream) - len(needle) + 1
-    if positions <= 0 or not np.any(needle):
-        return 0.0
-    size = len(needle) // parts
-    total = np.zeros(positions)
-    for j in range(parts):
-        piece = _series(needle[j * size:(j + 1) * size], stream)
-        total += maximum_filter1d(piece[j * size:j * size + positions],
-                                  size=2 * int(slack_s * rate) + 1)
-    return float(total.max() / parts)
 
 
 @pytest.fixture()

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from switchboard import serve
-from tests.correlate import presence
+from tests.correlate import found, presence
 from tests.helpers import run_within
 from tests.test_pages_agent import open_agent_page, until
 from tests.test_pages_caller import need_chromium
@@ -175,8 +175,10 @@ def test_a_coach_prompt_shows_on_the_agent_page_and_only_the_agent_hears_it(
     # The prompt's audio: in the agent's stream (positive control), not in the caller's.
     needle = np.frombuffer(out["prompt_pcm"], "<i2").astype(np.float32) / 32768.0
     caller_heard = np.frombuffer(bytes(out["caller"].heard), "<i2").astype(np.float32) / 32768
-    in_agent = presence(needle, out["agent_heard"])
-    in_caller = presence(needle, caller_heard)
+    # Robust to the frames a loaded mixer drops (whole-prompt correlation fell to 0.50
+    # in the agent's own stream after a 285 ms resynchronisation).
+    in_agent = found(needle, out["agent_heard"], 16000)
+    in_caller = found(needle, caller_heard, 16000)
     print(f"prompt {prompt['spoken']!r}: agent {in_agent:.2f}, caller {in_caller:.2f}")
     assert in_agent > HEARD, in_agent
     assert in_caller < LEAK, in_caller
