@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 
 import aiohttp
 import numpy as np
@@ -33,7 +32,7 @@ from switchboard.telephony.resample import resample
 from switchboard import serve
 from tests.correlate import found, presence
 from tests.helpers import run_within
-from tests.test_handoff_sip import DTMF_ZERO, agent_phone
+from tests.test_handoff_sip import DTMF_ZERO, registered_agent
 from tests.test_serve import sipp_call
 from tests.test_sip_support import BARESIP, need_sipp, write_ulaw
 from tests.test_webrtc import caller_pcm, transcribe16
@@ -84,29 +83,17 @@ def test_a_sip_agent_hears_the_whisper_and_the_sip_caller_does_not(settings, bun
 
     async def main():
         running = await serve.start(settings, bundle)
-        running.users.add("agent1", "agent", "s3cret")
-        conf = agent_phone(tmp_path / "phone", running.sip.endpoint.port, "s3cret", voice)
-        log = open(conf / "log", "w")  # noqa: SIM115 - closed below
-        phone = await asyncio.create_subprocess_exec(
-            BARESIP, "-f", str(conf), "-t", "60", stdout=log, stderr=subprocess.STDOUT)
         try:
-            for _ in range(100):
-                if running.sip.endpoint.registrar.lookup("agent1"):
-                    break
-                await asyncio.sleep(0.1)
-            assert running.sip.endpoint.registrar.lookup("agent1"), (conf / "log").read_text()
-            result = await sipp_call(running, "uac_dtmf.xml", ulaw, 16000,
-                                     {"[dtmfms]": "9500", "[pcap]": str(DTMF_ZERO)})
-            await asyncio.sleep(1.0)
-            running.store.flush()
-            call_id = running.store.list_calls(limit=1)[0]["call_id"]
-            record = running.store.get_call(call_id)
-            record["events"] = running.store.events(call_id)
-            return result, record, await running.center.phrase(NUDGE)
+            async with registered_agent(running, tmp_path, voice):
+                result = await sipp_call(running, "uac_dtmf.xml", ulaw, 16000,
+                                         {"[dtmfms]": "9500", "[pcap]": str(DTMF_ZERO)})
+                await asyncio.sleep(1.0)
+                running.store.flush()
+                call_id = running.store.list_calls(limit=1)[0]["call_id"]
+                record = running.store.get_call(call_id)
+                record["events"] = running.store.events(call_id)
+                return result, record, await running.center.phrase(NUDGE)
         finally:
-            phone.terminate()
-            await phone.wait()
-            log.close()
             await serve.stop(running)
 
     (rc, out, heard_by_caller), record, prompt = run_within(main(), 150)

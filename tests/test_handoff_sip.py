@@ -9,7 +9,9 @@ gets the call's context, and the record keeps the handoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +61,29 @@ def agent_phone(tmp: Path, sip_port: int, password: str, voice: Path) -> Path:
                                       "answermode=auto;regint=60")
 
 
+@contextlib.asynccontextmanager
+async def registered_agent(running, tmp: Path, voice: Path, name: str = "agent1",
+                           password: str = "s3cret", run_s: int = 60) -> AsyncIterator[None]:
+    """A baresip agent phone, created as user ``name`` and registered with ``running``
+    (waited for, bounded), playing ``voice``; stopped on exit (or after ``run_s``)."""
+    running.users.add(name, "agent", password)
+    conf = agent_phone(tmp / "phone", running.sip.endpoint.port, password, voice)
+    log = open(conf / "log", "w")  # noqa: SIM115 - closed below
+    phone = await asyncio.create_subprocess_exec(
+        BARESIP, "-f", str(conf), "-t", str(run_s), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            if running.sip.endpoint.registrar.lookup(name):
+                break
+            await asyncio.sleep(0.1)
+        assert running.sip.endpoint.registrar.lookup(name), (conf / "log").read_text()
+        yield
+    finally:
+        phone.terminate()
+        await phone.wait()
+        log.close()
+
+
 @pytest.fixture()
 def settings(server_settings):
     settings = server_settings
@@ -87,27 +112,15 @@ def test_dtmf_zero_hands_a_sip_caller_to_a_registered_baresip_agent(
 
     async def main():
         running = await serve.start(settings, bundle)
-        running.users.add("agent1", "agent", "s3cret")
-        conf = agent_phone(tmp_path / "phone", running.sip.endpoint.port, "s3cret", voice)
-        log = open(conf / "log", "w")  # noqa: SIM115 - closed below
-        phone = await asyncio.create_subprocess_exec(
-            BARESIP, "-f", str(conf), "-t", "60", stdout=log, stderr=subprocess.STDOUT)
         try:
-            for _ in range(100):
-                if running.sip.endpoint.registrar.lookup("agent1"):
-                    break
-                await asyncio.sleep(0.1)
-            assert running.sip.endpoint.registrar.lookup("agent1"), (conf / "log").read_text()
-            result = await sipp_call(running, "uac_dtmf.xml", ulaw, 14000,
-                                     {"[dtmfms]": "9500", "[pcap]": str(DTMF_ZERO)})
-            await asyncio.sleep(1.0)
-            running.store.flush()
-            call_id = running.store.list_calls(limit=1)[0]["call_id"]
-            return result, running.store.get_call(call_id)
+            async with registered_agent(running, tmp_path, voice):
+                result = await sipp_call(running, "uac_dtmf.xml", ulaw, 14000,
+                                         {"[dtmfms]": "9500", "[pcap]": str(DTMF_ZERO)})
+                await asyncio.sleep(1.0)
+                running.store.flush()
+                call_id = running.store.list_calls(limit=1)[0]["call_id"]
+                return result, running.store.get_call(call_id)
         finally:
-            phone.terminate()
-            await phone.wait()
-            log.close()
             await serve.stop(running)
 
     (rc, out, heard_by_caller), record = asyncio.run(main())

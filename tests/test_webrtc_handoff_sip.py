@@ -8,7 +8,6 @@ hear the agent's words, the phone the caller's.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import soundfile as sf
 
 from switchboard import serve
 from tests.helpers import run_within
-from tests.test_handoff_sip import _transcribe_file, agent_phone
+from tests.test_handoff_sip import _transcribe_file, registered_agent
 from tests.test_sip_support import BARESIP
 from tests.test_webrtc import caller_pcm, settings, transcribe16  # noqa: F401 - the fixture
 from tests.webrtc_client import call_bot
@@ -40,28 +39,17 @@ def test_a_webrtc_caller_is_handed_to_a_sip_agent_phone(settings, bundle, data, 
 
     async def main():
         running = await serve.start(settings, bundle)
-        running.users.add("agent1", "agent", "s3cret")
-        conf = agent_phone(tmp_path / "phone", running.sip.endpoint.port, "s3cret", voice)
-        log = open(conf / "log", "w")  # noqa: SIM115 - closed below
-        phone = await asyncio.create_subprocess_exec(
-            BARESIP, "-f", str(conf), "-t", "80", stdout=log, stderr=subprocess.STDOUT)
         try:
-            for _ in range(100):
-                if running.sip.endpoint.registrar.lookup("agent1"):
-                    break
-                await asyncio.sleep(0.1)
-            assert running.sip.endpoint.registrar.lookup("agent1"), (conf / "log").read_text()
-            result = await call_bot(running.http_url, pcm, listen_s=2.0, key_after_final="0")
-            for _ in range(100):
-                if not running.center.calls:
-                    break
-                await asyncio.sleep(0.1)
-            running.store.flush()
-            return result, running.store.get_call(result.call_id)
+            async with registered_agent(running, tmp_path, voice, run_s=80):
+                result = await call_bot(running.http_url, pcm, listen_s=2.0,
+                                        key_after_final="0")
+                for _ in range(100):
+                    if not running.center.calls:
+                        break
+                    await asyncio.sleep(0.1)
+                running.store.flush()
+                return result, running.store.get_call(result.call_id)
         finally:
-            phone.terminate()
-            await phone.wait()
-            log.close()
             await serve.stop(running)
 
     result, record = run_within(main(), 200)
