@@ -75,6 +75,7 @@ import numpy as np
 from _common import ROOT, machine, shared_data, write_json
 from bench_coach import TimedEdge
 from bench_sip import (
+    Placed,
     TimedExecutor,
     bench_settings,
     code_state,
@@ -151,22 +152,6 @@ def clip(data: Path, path: str, kind: str) -> Clip:
     pcm16 = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
     onset, end, _pause = speech_bounds(pcm16, RATE)
     return Clip(path, kind, audio, onset, end)
-
-
-@dataclass
-class Placed:
-    """A clip in a party's audio: file start, speech end (samples of that party's audio)."""
-
-    clip: Clip
-    start: int
-
-    @property
-    def end(self) -> int:
-        return self.start + self.clip.end
-
-    @property
-    def onset(self) -> int:
-        return self.start + self.clip.onset
 
 
 @dataclass

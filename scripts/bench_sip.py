@@ -200,7 +200,8 @@ def load_clip(data: Path, path: str, text: str) -> Clip:
 
 @dataclass
 class Placed:
-    """A clip placed in a caller's audio file at ``start`` (8 kHz samples)."""
+    """A clip placed in a party's audio at ``start`` (samples at that audio's rate: 8 kHz
+    in bench_sip, 16 kHz in bench_assisted)."""
 
     clip: Clip
     start: int
