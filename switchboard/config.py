@@ -58,9 +58,13 @@ class TurnOptions:
     the reply needs that decode anyway (so the wait never delays it), but the prosody
     stage's scores wait on the turn's end. Off the line (--fast) set it without limit, as
     scripts/eval_turns does, so that no decision depends on the machine's speed.
+    ``legs``: the legs whose turns are decided so. The bot answers only the caller; on the
+    other legs (the agent) the turn ends at ``complete_wait_ms`` of silence, the wait a
+    finished caller turn gets, without Smart Turn's cost (docs/benchmarks.md, assisted calls).
     """
 
     enabled: bool = True
+    legs: list[str] = field(default_factory=lambda: ["caller"])
     smart_turn: bool = True
     use_words: bool = True
     threshold: float = 0.5

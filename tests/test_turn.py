@@ -144,3 +144,38 @@ def test_without_turn_detection_the_vad_ends_jfk_at_its_first_pause(bundle, data
     _, events = asyncio.run(_vad_alone(settings, bundle, path, None))
     ended = [e.t_audio for e in events if e.kind == "speech_ended" and not e.too_short]
     assert ended and ended[0] < 3.0
+
+
+def test_the_agent_leg_ends_its_turns_at_the_complete_wait(bundle, data, settings_factory):
+    """The bot answers the caller only: on the agent's leg no Smart Turn runs (its cost is
+    per pause, on every assisted call) and a turn ends at complete_wait_ms of silence, so
+    JFK read by an agent ends at his first long pause, each end decided complete_wait_ms
+    after the last speech sample."""
+    settings = _settings(settings_factory)
+    wait = settings.turn.complete_wait_ms / 1000
+    assert wait > settings.vad.stop_ms / 1000  # so the check below tells the two apart
+
+    async def run():
+        ctx = CallContext("agent-turns", settings)
+        stage = VADStage(ctx, "agent", bundle.vad_scorer)
+        assert stage._smart is None
+        now, ends = [0.0], []
+        ctx.bus.subscribe(lambda e: e.kind == "speech_ended" and ends.append((e, now[0])))
+        try:
+            async for frame in file_source.frames(load(data / "asr" / "whisper" /
+                                                       "jfk_16k.wav"),
+                                                  realtime=False, tail_silence_s=2.5):
+                frame.leg = "agent"
+                now[0] = frame.t_end
+                ctx.clock("agent").record(frame.t_audio, frame.captured)
+                await stage.process_frame(frame, FrameDirection.DOWNSTREAM)
+        finally:
+            await stage.close()
+        return turn_text(ctx, "agent").decisions, ends
+
+    decisions, ends = asyncio.run(run())
+    assert decisions == []
+    spoken = [(e, at) for e, at in ends if not e.too_short]
+    assert len(spoken) >= 2 and spoken[0][0].t_audio < 3.0, [e.t_audio for e, _ in ends]
+    for event, decided_at in ends:
+        assert wait - 1e-6 <= decided_at - event.t_audio <= wait + 0.04, (event, decided_at)

@@ -9,7 +9,8 @@ When the turn ends is decided by :mod:`switchboard.pipeline.turn` once the silen
 ``stop_ms``: Smart Turn v3.2 on the turn's last 8 s of audio and the ASR's speculative
 transcript of the pause (handed back through :class:`~switchboard.pipeline.turn.TurnText`)
 set how much more silence to wait for; speech before that resumes the same turn. With
-``turn.enabled`` off, ``stop_ms`` of silence alone ends the turn.
+``turn.enabled`` off, ``stop_ms`` of silence alone ends the turn; on a leg the bot does
+not answer (the agent's, outside ``turn.legs``) ``turn.complete_wait_ms`` does.
 """
 
 from __future__ import annotations
@@ -65,10 +66,13 @@ class VADStage(Stage):
         self._utt_start = 0.0
         self._last_speech_end = 0.0
         self._turn = ctx.settings.turn
+        self._decides = self._turn.enabled and leg in self._turn.legs
+        if self._turn.enabled and not self._decides:
+            self._stop_s = self._turn.complete_wait_ms / 1000
         self._decider = TurnDecider(self._turn, opts.stop_ms)
         self._texts = turn_text(ctx, leg)
         self._smart = None
-        if self._turn.enabled and self._turn.smart_turn:
+        if self._decides and self._turn.smart_turn:
             # Loaded with the graph (built off the event loop), not in a call's first pause;
             # one session per process, shared by every call's VAD stage.
             from switchboard.models.smart_turn import shared_smart_turn
@@ -163,7 +167,7 @@ class VADStage(Stage):
             self._decision = None
             out.append(self._event(SpeechPaused, self._last_speech_end))
         silence = t1 - self._last_speech_end + EPS
-        if not self._turn.enabled:
+        if not self._decides:
             if silence >= self._stop_s:
                 out.extend(self._end())
         elif self._decision is None:
@@ -197,18 +201,17 @@ class VADStage(Stage):
         if not (self._in_utt and self._paused):
             return []
         utt, t_end = self._utt, self._last_speech_end
-        started = time.perf_counter()
-        probability = None
+        probability, cost_ms = None, 0.0
         if self._smart is not None:
             try:
-                probability = await self.run_blocking(self._score, self._turn_audio(t_now))
+                probability, cost_ms = await self.run_costed(self._score,
+                                                             self._turn_audio(t_now))
             except Exception as exc:  # noqa: BLE001 - without a score the words decide
                 # Reported, but not counted against the VAD: Silero is not what failed.
                 log.warning("smart turn failed on call %s: %s", self.ctx.call_id, exc)
                 self.ctx.bus.publish(StageError(
                     call_id=self.ctx.call_id, leg=self.leg, t_audio=t_now, stage="turn",
                     error=f"{type(exc).__name__}: {exc}"))
-        cost_ms = (time.perf_counter() - started) * 1000
         text = await self._texts.wait(utt, t_end, self._turn.text_wait_ms / 1000)
         deadline, reason = self._decider.decide(probability, text)
         self._decision = TurnDecision(utt, t_end, deadline, reason, probability, text, cost_ms)
