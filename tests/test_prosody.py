@@ -48,3 +48,38 @@ def test_the_emotion_reference_counts_only_other_speech():
     assert np.allclose(got[1][0], 0.5)  # still learning: joins before it is read
     assert np.allclose(got[2][0], 0.5)  # ready (4 s): read before this one joins
     assert np.allclose(got[4][0], 1.0)  # frozen at 6 s: the first three
+
+
+def test_the_stage_analyses_a_long_turn_on_its_last_seconds(settings_factory):
+    """A 18 s turn (10 s at 120 Hz, then 8 s at 240 Hz) is analysed on its last
+    ``emotion_window_s`` (8 s), as the anger heads are: the cost stays within budget
+    however long the caller talks, and the features say where the turn ended up."""
+    import asyncio
+
+    from pipecat.processors.frame_processor import FrameDirection
+    from switchboard.pipeline.audio_ring import AudioRing
+    from switchboard.pipeline.context import CallContext
+    from switchboard.pipeline.events import SpeechEnded
+    from switchboard.pipeline.frames import EventFrame
+    from switchboard.pipeline.stages.prosody import ProsodyStage
+
+    settings = settings_factory()
+    assert settings.prosody.emotion_window_s == 8.0
+    audio = np.concatenate([_voice(120.0, 10.0), _voice(240.0, 8.0)])
+    assert analyse(audio).f0_median_hz < 130  # the whole turn reads low
+
+    async def run():
+        ctx = CallContext("long-turn", settings)
+        ring = AudioRing(seconds=30.0)
+        ring.append(0.0, audio)
+        stage = ProsodyStage(ctx, "caller", ring)
+        ended = SpeechEnded(call_id="long-turn", leg="caller", t_audio=18.0, utterance=1,
+                            t_start=0.0)
+        try:
+            await stage.process_frame(EventFrame(ended), FrameDirection.DOWNSTREAM)
+        finally:
+            await stage.close()
+        return [e for e in ctx.bus.history if e.kind == "prosody"]
+
+    (features,) = asyncio.run(run())
+    assert abs(features.f0_median_hz - 240.0) < 8

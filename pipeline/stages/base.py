@@ -70,6 +70,21 @@ class Stage(FrameProcessor):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._worker, self._call, fn, args)
 
+    async def run_costed(self, fn, *args: Any) -> tuple[Any, float]:
+        """:meth:`run_blocking`, and what the work itself cost: the worker thread's CPU
+        milliseconds in ``fn`` (with any injected delay, which stands for a slow model).
+        A compute budget is judged on this, not on wall time: waiting for the shared
+        worker or for the GIL behind other calls is not the step's cost, and shedding the
+        step's work would not shorten it; the latency budgets (``emotion_update``,
+        ``voice_to_voice``) catch what that waiting does to a call."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, self._call_costed, fn, args)
+
+    def _call_costed(self, fn, args) -> tuple[Any, float]:
+        started = time.thread_time()
+        result = self._call(fn, args)
+        return result, (time.thread_time() - started + self._extra_latency_s) * 1000
+
     def _call(self, fn, args):
         if self._extra_latency_s:
             time.sleep(self._extra_latency_s)

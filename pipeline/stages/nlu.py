@@ -41,15 +41,13 @@ class NLUStage(Stage):
             await self._understand(frame.event)
 
     async def _understand(self, final: TranscriptFinal) -> None:
-        started = time.perf_counter()
         try:
-            passages, prediction, timings = await self.run_blocking(
+            (passages, prediction, timings), ms = await self.run_costed(
                 self._analyse, final.text, self.monitor.rung == "lexical"
             )
         except Exception as exc:  # noqa: BLE001
             await self.fail(final.t_audio, exc)
-            passages, prediction, timings = [], None, {}
-        ms = (time.perf_counter() - started) * 1000
+            (passages, prediction, timings), ms = ([], None, {}), None
         common = dict(call_id=self.ctx.call_id, leg=self.leg, t_audio=final.t_audio,
                       latency_ms=self.clock.latency_ms(final.t_audio), utterance=final.utterance)
         await self.emit(KnowledgeHits(passages=passages, **common))
@@ -61,24 +59,26 @@ class NLUStage(Stage):
         ))
         for step, step_ms in timings.items():
             await self.observe(step, step_ms, final.t_audio)
-        await self.observe("nlu", ms, final.t_audio)
+        if ms is not None:
+            await self.observe("nlu", ms, final.t_audio)
 
     def _analyse(
         self, text: str, lexical: bool
     ) -> tuple[list[Passage], IntentPrediction | None, dict[str, float]]:
-        """On the worker: embed once, retrieve, classify; with each part's cost in ms."""
+        """On the worker: embed once, retrieve, classify; with each part's cost in CPU ms
+        (as :meth:`run_costed` counts the whole)."""
         opts = self.ctx.settings.nlu
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         vector: np.ndarray | None = None
         if not lexical and self._embedder is not None:
             vector = self._embedder.encode([text])[0]
-        t1 = time.perf_counter()
+        t1 = time.thread_time()
         passages = [] if self._index is None else self._index.search(
             text, opts.top_k, lexical_only=lexical, query_vector=vector
         )
-        t2 = time.perf_counter()
+        t2 = time.thread_time()
         prediction = None if self._intents is None else self._intents.detect(text, vector)
-        t3 = time.perf_counter()
+        t3 = time.thread_time()
         return passages, prediction, {
             "embedding": (t1 - t0) * 1000,
             "retrieval": (t2 - t1) * 1000,

@@ -81,17 +81,19 @@ class ProsodyStage(Stage):
 
     async def _analyse(self, ended: SpeechEnded, turn_ended_at: float) -> None:
         opts = self.ctx.settings.prosody
-        audio = self._ring.slice(ended.t_start, ended.t_audio)
+        # Long turns are analysed on their last seconds: the cost grows with length (a 20 s
+        # turn took 40-75 ms, over the 20 ms budget), and where a turn ends up is what
+        # matters for escalation. The emotion heads read the same window.
+        audio = self._ring.slice(max(ended.t_start, ended.t_audio - opts.emotion_window_s),
+                                 ended.t_audio)
         with_pitch = self.monitor.rung == "full"
-        started = time.perf_counter()
         try:
-            feats = await self.run_blocking(
+            feats, ms = await self.run_costed(
                 analyse, audio, opts.f0_min_hz, opts.f0_max_hz, with_pitch
             )
         except Exception as exc:  # noqa: BLE001
             await self.fail(ended.t_audio, exc)
             return
-        ms = (time.perf_counter() - started) * 1000
         values = asdict(feats)
         _roll(self._rolling, values, opts.rolling_alpha)
         await self.emit(ProsodyFeatures(
@@ -101,20 +103,15 @@ class ProsodyStage(Stage):
         ))
         await self.observe("prosody", ms, ended.t_audio)
         if self._emotion is not None and len(audio) >= MIN_DURATION_S * self._ring.rate:
-            # Long turns are scored on their last seconds: the cost grows with length, and
-            # where a turn ends up is what matters for escalation.
-            window = int(opts.emotion_window_s * self._ring.rate)
-            await self._voice_features(ended, audio[-window:], turn_ended_at)
+            await self._voice_features(ended, audio, turn_ended_at)
 
     async def _voice_features(self, ended: SpeechEnded, audio, turn_ended_at: float) -> None:
-        started = time.perf_counter()
         try:
-            feats = await self.run_blocking(voice_features, audio, self._ring.rate)
+            feats, ms = await self.run_costed(voice_features, audio, self._ring.rate)
         except Exception as exc:  # noqa: BLE001
             await self.fail(ended.t_audio, exc)
             return
-        waiting = _Waiting(ended, feats, len(audio) / self._ring.rate,
-                           (time.perf_counter() - started) * 1000, asyncio.Event(),
+        waiting = _Waiting(ended, feats, len(audio) / self._ring.rate, ms, asyncio.Event(),
                            turn_ended_at)
         if self._embedding_model is None:
             await self._score(waiting, None)
@@ -152,13 +149,13 @@ class ProsodyStage(Stage):
 
     async def _score(self, waiting: _Waiting, embedding: np.ndarray | None) -> None:
         ended = waiting.ended
-        started = time.perf_counter()
+        started = time.thread_time()  # the heads' cost, as run_costed counts the features'
         try:
             scores, ready = self._emotion_scores(waiting.features, embedding, waiting.seconds)
         except Exception as exc:  # noqa: BLE001
             await self.fail(ended.t_audio, exc)
             return
-        ms = waiting.compute_ms + (time.perf_counter() - started) * 1000
+        ms = waiting.compute_ms + (time.thread_time() - started) * 1000
         _roll(self._rolling_emotion, {"anger": scores.anger, "stress": scores.stress},
               self.ctx.settings.prosody.emotion_alpha)
         latency = self.clock.latency_ms(ended.t_audio)
