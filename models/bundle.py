@@ -42,6 +42,35 @@ def limit_blas_threads() -> None:
     _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
 
 
+class ModelQueue(ThreadPoolExecutor):
+    """A model's worker threads, shared by every call, that know how busy they are.
+
+    Best-effort work asks :attr:`has_idle_worker` before it is queued: an ASR partial
+    started only when a worker is free never makes another call's final wait behind it.
+    """
+
+    def __init__(self, workers: int, name: str):
+        super().__init__(max_workers=workers, thread_name_prefix=f"{name}-")
+        self.workers = workers
+        self._busy = 0  # submitted and not finished (queued or running)
+        self._busy_lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._busy_lock:
+            self._busy += 1
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _future) -> None:
+        with self._busy_lock:
+            self._busy -= 1
+
+    @property
+    def has_idle_worker(self) -> bool:
+        return self._busy < self.workers
+
+
 class ModelBundle:
     """The process's models, built from one :class:`~switchboard.config.Settings`."""
 
@@ -50,7 +79,7 @@ class ModelBundle:
         self.settings = settings
         self._lock = threading.Lock()  # guards the per-model locks and executors below
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
-        self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._executors: dict[str, ModelQueue] = {}
         self._asr: dict[str, object] = {}
         self._tts = None
         self._phrases = None
@@ -72,8 +101,7 @@ class ModelBundle:
         sizes = {"asr": self.settings.asr.inter_threads}
         with self._lock:
             if model not in self._executors:
-                self._executors[model] = ThreadPoolExecutor(
-                    max_workers=max(1, sizes.get(model, 1)), thread_name_prefix=f"{model}-")
+                self._executors[model] = ModelQueue(max(1, sizes.get(model, 1)), model)
             return self._executors[model]
 
     def asr(self, model: str | None = None):

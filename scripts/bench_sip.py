@@ -508,6 +508,9 @@ class TimedExecutor(Executor):
     def shutdown(self, wait: bool = True, **kwargs: Any) -> None:
         self._inner.shutdown(wait, **kwargs)
 
+    def __getattr__(self, name: str) -> Any:  # the queue's own state (has_idle_worker)
+        return getattr(self._inner, name)
+
 
 class Bench:
     """The server in this process, and sipp callers against it."""

@@ -11,3 +11,25 @@ def test_numpy_blas_runs_on_one_thread(settings_factory):
 def test_models_are_shared(bundle):
     assert bundle.asr("tiny.en") is bundle.asr("tiny.en")
     assert bundle.vad_scorer("silero") is not bundle.vad_scorer("silero")  # per-call state
+
+
+def test_a_model_queue_knows_when_every_worker_is_busy():
+    import threading
+
+    from switchboard.models.bundle import ModelQueue
+
+    queue = ModelQueue(2, "test")
+    gate = threading.Event()
+    try:
+        first = queue.submit(gate.wait)
+        assert queue.has_idle_worker
+        second = queue.submit(gate.wait)
+        assert not queue.has_idle_worker
+        queued = queue.submit(gate.wait)
+        queued.cancel()  # a cancelled job frees its place at once
+        gate.set()
+        first.result(5), second.result(5)
+        assert queue.has_idle_worker
+    finally:
+        gate.set()
+        queue.shutdown()

@@ -2,7 +2,9 @@
 
 Whisper is not a streaming model, so streaming is built around it:
 - *partials*: every ``partial_interval_ms`` of speech, the utterance so far is decoded
-  (skipped while a decode is still running, and on the ``no_partials`` rung);
+  (skipped while the leg's last partial is still running, while no worker of the shared
+  Whisper queue is free, so that no call's final waits behind partials, and on the
+  ``no_partials`` rung);
 - *speculative final*: at the first pause (VAD's SpeechPaused) the utterance is decoded at
   once, while VAD is still waiting to be sure the turn is over; if speech resumes the
   result is dropped, and if the turn ends at that pause it becomes the final with no
@@ -82,7 +84,8 @@ class ASRStage(Stage):
         if isinstance(frame, CallAudioFrame) and frame.leg == self.leg:
             t_now = frame.t_end
             if (self._active and self.monitor.rung == "full" and t_now >= self._next_partial
-                    and self._spec is None and (self._partial is None or self._partial.done())):
+                    and self._spec is None and (self._partial is None or self._partial.done())
+                    and getattr(self._worker, "has_idle_worker", True)):
                 self._next_partial = t_now + self._interval
                 self._partial = self.spawn(self._run_partial(self._utt, self._t_start, t_now))
         elif isinstance(frame, EventFrame) and frame.event.leg == self.leg:
