@@ -45,8 +45,9 @@ def limit_blas_threads() -> None:
 class ModelQueue(ThreadPoolExecutor):
     """A model's worker threads, shared by every call, that know how busy they are.
 
-    Best-effort work asks :attr:`has_idle_worker` before it is queued: an ASR partial
-    started only when a worker is free never makes another call's final wait behind it.
+    Best-effort work asks :attr:`idle` before it is queued: the ASR starts a partial only
+    while a worker beyond the one it keeps for finals is idle, so a call's final does not
+    wait behind other calls' partials.
     """
 
     def __init__(self, workers: int, name: str):
@@ -67,8 +68,9 @@ class ModelQueue(ThreadPoolExecutor):
             self._busy -= 1
 
     @property
-    def has_idle_worker(self) -> bool:
-        return self._busy < self.workers
+    def idle(self) -> int:
+        """Workers neither running nor owed a queued job."""
+        return max(0, self.workers - self._busy)
 
 
 class ModelBundle:

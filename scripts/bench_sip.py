@@ -508,7 +508,7 @@ class TimedExecutor(Executor):
     def shutdown(self, wait: bool = True, **kwargs: Any) -> None:
         self._inner.shutdown(wait, **kwargs)
 
-    def __getattr__(self, name: str) -> Any:  # the queue's own state (has_idle_worker)
+    def __getattr__(self, name: str) -> Any:  # the queue's own state (idle, workers)
         return getattr(self._inner, name)
 
 

@@ -97,6 +97,9 @@ class ASROptions:
     min_window_s: float = 12.0
     window_margin_s: float = 4.0
     partial_interval_ms: int = 1000
+    # The agent's partials only draw the coach view (nothing waits on them), and each costs
+    # a decode as dear as a caller's final on the shared queue (docs/benchmarks.md).
+    agent_partial_interval_ms: int = 2000
     speculative: bool = True
 
 

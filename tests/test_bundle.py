@@ -21,15 +21,16 @@ def test_a_model_queue_knows_when_every_worker_is_busy():
     queue = ModelQueue(2, "test")
     gate = threading.Event()
     try:
+        assert queue.idle == 2
         first = queue.submit(gate.wait)
-        assert queue.has_idle_worker
+        assert queue.idle == 1
         second = queue.submit(gate.wait)
-        assert not queue.has_idle_worker
         queued = queue.submit(gate.wait)
+        assert queue.idle == 0
         queued.cancel()  # a cancelled job frees its place at once
         gate.set()
         first.result(5), second.result(5)
-        assert queue.has_idle_worker
+        assert queue.idle == 2
     finally:
         gate.set()
         queue.shutdown()

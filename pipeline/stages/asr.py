@@ -1,10 +1,11 @@
 """Streaming ASR stage: partial transcripts while the person speaks, a final at end of turn.
 
 Whisper is not a streaming model, so streaming is built around it:
-- *partials*: every ``partial_interval_ms`` of speech, the utterance so far is decoded
-  (skipped while the leg's last partial is still running, while no worker of the shared
-  Whisper queue is free, so that no call's final waits behind partials, and on the
-  ``no_partials`` rung);
+- *partials*: every ``partial_interval_ms`` of speech (``agent_partial_interval_ms`` on the
+  agent's leg), the utterance so far is decoded
+  (skipped while the leg's last partial is still running, while the shared Whisper queue
+  has no idle worker beyond one kept for finals, so that no call's final waits behind
+  partials, and on the ``no_partials`` rung);
 - *speculative final*: at the first pause (VAD's SpeechPaused) the utterance is decoded at
   once, while VAD is still waiting to be sure the turn is over; if speech resumes the
   result is dropped, and if the turn ends at that pause it becomes the final with no
@@ -68,7 +69,11 @@ class ASRStage(Stage):
         self._bundle = bundle
         opts = ctx.settings.asr
         bundle.asr(opts.model)  # load now: the first caller must not wait for it
-        self._interval = opts.partial_interval_ms / 1000
+        self._interval = (opts.agent_partial_interval_ms if leg == "agent"
+                          else opts.partial_interval_ms) / 1000
+        # Partials are best effort: with more than one Whisper worker, one stays free for
+        # finals (a final waiting behind partials is what the caller hears as a slow bot).
+        self._kept_for_finals = 1 if self._worker.workers > 1 else 0
         self._speculative = opts.speculative
         self._active = False
         self._utt = 0
@@ -85,7 +90,7 @@ class ASRStage(Stage):
             t_now = frame.t_end
             if (self._active and self.monitor.rung == "full" and t_now >= self._next_partial
                     and self._spec is None and (self._partial is None or self._partial.done())
-                    and getattr(self._worker, "has_idle_worker", True)):
+                    and self._worker.idle > self._kept_for_finals):
                 self._next_partial = t_now + self._interval
                 self._partial = self.spawn(self._run_partial(self._utt, self._t_start, t_now))
         elif isinstance(frame, EventFrame) and frame.event.leg == self.leg:
