@@ -122,3 +122,64 @@ def test_the_greeting_is_the_dialogues_first_line_and_every_phrase_is_prewarmed(
     assert set(GREETINGS) <= set(FIXED_PHRASES) and ACKNOWLEDGEMENT in FIXED_PHRASES
     # Every greeting holds what test_serve hears from a real SIP call.
     assert all("thanks for calling" in g.lower() and "help you" in g for g in GREETINGS)
+
+
+def test_a_slow_back_end_holds_the_next_turn_not_the_frames(bundle, settings_factory):
+    """While a webhook takes its time, the frames behind the turn that asked for it (the
+    leg's audio, other events) flow on; the caller's next turn waits for the action, so
+    the replies stay in order."""
+    from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+    from switchboard.pipeline.actions import ActionResult
+    from switchboard.pipeline.events import SpeechStarted
+
+    settings = generous_budgets(settings_factory())
+    ctx = CallContext("slow-crm", settings)
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    class SlowCRM:
+        async def perform(self, request):
+            seen.append("action started")
+            await release.wait()
+            return ActionResult(ok=True, message="Your username is jdemo.")
+
+    class Probe(FrameProcessor):
+        async def process_frame(self, frame, direction: FrameDirection) -> None:
+            await super().process_frame(frame, direction)
+            if isinstance(frame, EventFrame) and frame.event.kind == "speech_started":
+                seen.append("marker passed")
+                release.set()  # the back end answers only once the marker got through
+            await self.push_frame(frame, direction)
+
+    kit = replace(bundle.dialogue(), actions=SlowCRM())
+    stage = PolicyStage(ctx, "caller", kit, bundle.executor("nlu"))
+    turns = [("hi, I can't remember my username", "recover_username"), ("Jane Demo", ""),
+             ("nine four one zero seven", ""), ("yes", ""), ("555-010-0101", ""),
+             ("that's right", ""), ("no that's all thanks", "")]
+
+    async def main():
+        task = PipelineTask(Pipeline([stage, Probe()]), params=PipelineParams(),
+                            enable_rtvi=False, enable_turn_tracking=False,
+                            idle_timeout_secs=None, cancel_on_idle_timeout=False)
+        runner = PipelineRunner(handle_sigint=False)
+        await runner.add_workers(task)
+        running = asyncio.ensure_future(runner.run())
+        for i, (text, intent) in enumerate(turns):
+            await task.queue_frame(EventFrame(event=IntentDetected(
+                call_id="slow-crm", leg="caller", t_audio=float(i), utterance=i, text=text,
+                intent=intent, confidence=0.5)))
+            if i == 5:  # the turn that runs the action
+                while "action started" not in seen:
+                    await asyncio.sleep(0.01)
+                await task.queue_frame(EventFrame(event=SpeechStarted(
+                    call_id="slow-crm", leg="caller", t_audio=9.0, utterance=9)))
+        await task.queue_frame(EndFrame())
+        await running
+        await stage.close()
+
+    run_within(main(), 20)
+    assert seen == ["action started", "marker passed"]
+    replies = [e for e in ctx.bus.history if e.kind == "bot_reply"]
+    acts = [r.act for r in replies]
+    assert acts[-3:] == ["act", "close", "goodbye"], acts
+    assert "jdemo" in replies[-2].text or "j d e m o" in replies[-2].text

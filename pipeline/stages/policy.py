@@ -6,16 +6,20 @@ Each understood caller utterance (``IntentDetected``) is a turn of the call's
 own decision to hand off, which pipeline/escalation.py turns into a handoff). A reply that
 asks for a business action is spoken first ("One moment..."), the action runs through the
 action interface (pipeline/actions.py; async, so a webhook never blocks the loop), and
-what the dialogue says about the result follows. The bot replies only while
+what the dialogue says about the result follows. Turns run beside the frame flow, one at a
+time in arrival order: a slow back end (a webhook has up to its timeout) holds the next
+turn, never the leg's audio or the events behind it. The bot replies only while
 ``policy.mode`` is "bot": the call center flips it to "agent" at a handoff.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
+from pipecat.frames.frames import EndFrame
 from pipecat.processors.frame_processor import FrameDirection
 from switchboard.models.intent import OUT_OF_SCOPE
 from switchboard.pipeline.actions import ActionError, ActionRequest, ActionResult, Actions
@@ -55,6 +59,7 @@ class PolicyStage(Stage):
         self.manager = DialogueManager(self._kit.plans, ctx.settings.dialogue,
                                        faq=self._kit.faq, seed=ctx.call_id)
         self._replies = 0
+        self._in_turn = asyncio.Lock()  # FIFO: turns in the order the caller spoke them
 
     @property
     def bot_mode(self) -> bool:
@@ -62,10 +67,17 @@ class PolicyStage(Stage):
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
+        if isinstance(frame, EndFrame):
+            await self.drain()  # the last turn's replies go out before the end
         await self.push_frame(frame, direction)
         if (isinstance(frame, EventFrame) and isinstance(frame.event, IntentDetected)
                 and frame.event.leg == self.leg == "caller" and self.bot_mode):
-            await self._turn(frame.event)
+            self.spawn(self._in_order(frame.event))
+
+    async def _in_order(self, intent: IntentDetected) -> None:
+        async with self._in_turn:
+            if self.bot_mode:  # the call may have gone to an agent while this turn waited
+                await self._turn(intent)
 
     async def _turn(self, intent: IntentDetected) -> None:
         manager = self.manager
