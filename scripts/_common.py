@@ -100,6 +100,22 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def run_benchmark(amain, args, print_table) -> None:
+    """A live benchmark's run: the libraries' logs quiet, the load printed first (a busy
+    machine makes the figures worthless), then ``amain(args)``'s table and JSON."""
+    import asyncio
+    import logging
+
+    from loguru import logger
+
+    logger.remove()
+    logging.basicConfig(level=logging.ERROR)
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    result = asyncio.run(amain(args))
+    print_table(result)
+    write_json(args.json, result)
+
+
 def write_json(path: str | None, payload: dict) -> None:
     if not path:
         return

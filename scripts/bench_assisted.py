@@ -72,7 +72,7 @@ from typing import Any
 
 import _common  # noqa: F401  (puts the project on sys.path)
 import numpy as np
-from _common import ROOT, machine, shared_data, write_json
+from _common import ROOT, machine, run_benchmark, shared_data
 from bench_coach import TimedEdge
 from bench_sip import (
     Placed,
@@ -689,16 +689,7 @@ def main() -> None:
         return
     if args.turns < 1 or not [x for x in args.levels.split(",") if x]:
         ap.error("--turns must be at least 1 and --levels name one level at least")
-    import logging
-
-    from loguru import logger
-
-    logger.remove()
-    logging.basicConfig(level=logging.ERROR)
-    print(f"load average at start: {os.getloadavg()}", flush=True)
-    result = asyncio.run(amain(args))
-    print_table(result)
-    write_json(args.json, result)
+    run_benchmark(amain, args, print_table)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ from typing import Any
 
 import _common  # noqa: F401  (puts the project on sys.path)
 import numpy as np
-from _common import ROOT, machine, p50_p95, shared_data, write_json
+from _common import ROOT, machine, p50_p95, run_benchmark, shared_data
 from switchboard.telephony import g711
 from switchboard.telephony.audio_file import load
 from switchboard.telephony.resample import resample
@@ -1310,16 +1310,7 @@ def main() -> None:
 
         print(markdown(json.loads(Path(args.markdown).read_text())))
         return
-    import logging
-
-    from loguru import logger
-
-    logger.remove()
-    logging.basicConfig(level=logging.ERROR)
-    print(f"load average at start: {os.getloadavg()}", flush=True)
-    result = asyncio.run(amain(args))
-    print_table(result)
-    write_json(args.json, result)
+    run_benchmark(amain, args, print_table)
 
 
 if __name__ == "__main__":
