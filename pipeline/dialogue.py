@@ -311,6 +311,7 @@ _PHRASES: dict[str, tuple[str, ...]] = {
 
 #: The call's opening lines (one per call, :func:`greeting`).
 GREETINGS: tuple[str, ...] = _PHRASES["greet"]
+APOLOGIES: tuple[str, ...] = _PHRASES["apology"]
 
 
 def greeting(seed: str) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from switchboard.pipeline.dialogue import APOLOGIES
 
 from switchboard import serve
 from tests.test_serve import sipp_call, transcribe
@@ -199,7 +200,9 @@ def test_a_baresip_softphone_calls_the_bot_and_understands_its_reply(
     assert recordings, (tmp_path / "phone" / "log").read_text()
     heard = " ".join(_transcribe_file(bundle, p) for p in recordings)
     assert "thanks for calling" in heard, heard
-    assert "tell me a little more" in heard or "catch that" in heard, heard
+    # The reply is one of the dialogue's apologies (they vary by call): its last two words.
+    tails = [" ".join(p.lower().rstrip(".").split()[-2:]) for p in APOLOGIES]
+    assert any(tail in heard for tail in tails), (tails, heard)
 
 
 def test_a_handoff_rings_a_desk_phone_sipp_answers_and_echoes(settings, bundle, data,
