@@ -14,20 +14,13 @@ from scipy.signal import fftconvolve
 def presence(needle: np.ndarray, haystack: np.ndarray) -> float:
     """Best normalised correlation (0..1) of ``needle`` against any window of
     ``haystack`` (both int16 or float, same rate)."""
-    x = np.asarray(needle, np.float64)
-    y = np.asarray(haystack, np.float64)
-    if len(y) < len(x) or not x.any():
+    if len(haystack) < len(needle) or not np.any(needle):
         return 0.0
-    x = x - x.mean()
-    num = fftconvolve(y, x[::-1], mode="valid")
-    energy = np.convolve(y * y, np.ones(len(x)), mode="valid")
-    den = np.linalg.norm(x) * np.sqrt(np.maximum(energy, 1e-9))
-    return float(np.max(np.abs(num) / den))
+    return float(np.max(_series(needle, haystack)))
 
 
 def _series(needle: np.ndarray, stream: np.ndarray) -> np.ndarray:
-    """Normalised correlation of ``needle`` at every position of ``stream`` (as
-    tests/correlate.py's presence, before its max)."""
+    """Normalised correlation of ``needle`` at every position of ``stream``."""
     x = np.asarray(needle, np.float64)
     y = np.asarray(stream, np.float64)
     x = x - x.mean()
