@@ -32,8 +32,7 @@ from switchboard.telephony.resample import resample
 from switchboard import serve
 from tests.correlate import found, presence
 from tests.helpers import run_within
-from tests.test_handoff_sip import DTMF_ZERO, registered_agent
-from tests.test_serve import sipp_call
+from tests.test_handoff_sip import DTMF_ZERO, call_and_press_zero, registered_agent
 from tests.test_sip_support import BARESIP, need_sipp, write_ulaw
 from tests.test_webrtc import caller_pcm, transcribe16
 from tests.webrtc_client import RecordingTrack, call_bot
@@ -85,11 +84,7 @@ def test_a_sip_agent_hears_the_whisper_and_the_sip_caller_does_not(settings, bun
         running = await serve.start(settings, bundle)
         try:
             async with registered_agent(running, tmp_path, voice):
-                result = await sipp_call(running, "uac_dtmf.xml", ulaw, 16000,
-                                         {"[dtmfms]": "9500", "[pcap]": str(DTMF_ZERO)})
-                await asyncio.sleep(1.0)
-                running.store.flush()
-                call_id = running.store.list_calls(limit=1)[0]["call_id"]
+                result, call_id = await call_and_press_zero(running, ulaw, 16000)
                 record = running.store.get_call(call_id)
                 record["events"] = running.store.events(call_id)
                 return result, record, await running.center.phrase(NUDGE)

@@ -85,6 +85,16 @@ async def registered_agent(running, tmp: Path, voice: Path, name: str = "agent1"
         log.close()
 
 
+async def call_and_press_zero(running, ulaw: Path, ms: int) -> tuple[tuple, str]:
+    """A sipp caller playing ``ulaw`` for ``ms`` that presses 0 at 9.5 s: sipp's result
+    and the call's id, once the call's record is stored."""
+    result = await sipp_call(running, "uac_dtmf.xml", ulaw, ms,
+                             {"[dtmfms]": "9500", "[pcap]": str(DTMF_ZERO)})
+    await asyncio.sleep(1.0)
+    running.store.flush()
+    return result, running.store.list_calls(limit=1)[0]["call_id"]
+
+
 @pytest.fixture()
 def settings(server_settings):
     settings = server_settings
@@ -115,11 +125,7 @@ def test_dtmf_zero_hands_a_sip_caller_to_a_registered_baresip_agent(
         running = await serve.start(settings, bundle)
         try:
             async with registered_agent(running, tmp_path, voice):
-                result = await sipp_call(running, "uac_dtmf.xml", ulaw, 14000,
-                                         {"[dtmfms]": "9500", "[pcap]": str(DTMF_ZERO)})
-                await asyncio.sleep(1.0)
-                running.store.flush()
-                call_id = running.store.list_calls(limit=1)[0]["call_id"]
+                result, call_id = await call_and_press_zero(running, ulaw, 14000)
                 return result, running.store.get_call(call_id)
         finally:
             await serve.stop(running)
