@@ -436,7 +436,7 @@ def nested_main(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np
         "grid": {"feature_sets": list(sets),
                  "voice_c": nested_emotion.VOICE_C, "embedding_c": nested_emotion.EMB_C,
                  "voice_weight": nested_emotion.WEIGHTS,
-                 "disagreement": nested_emotion.DISAGREEMENT, "tie": nested_emotion.TIE},
+                 "disagreement": nested_emotion.DISAGREEMENTS, "tie": nested_emotion.TIE},
         "clips": len(corpus.paths), "results": res, "ablation": ablation,
         "wall_s": time.perf_counter() - t0,
     })

@@ -19,9 +19,11 @@ penalty). The threshold is not tuned: the heads are trained with balanced classe
 already sits at the balanced point, and one knob fewer is one fewer way to overfit.
 
 Every blend is fail safe (models.emotion.blend): where the voice and embedding heads
-disagree by more than DISAGREEMENT, the voice heads' reading stands. The report checks
-what that is for: per outer actor, the angry clips the voice heads alone score angry that
-the shipped score calls calm ("vetoed").
+disagree by more than a limit, the voice heads' reading stands. The limit is one of the
+inner choices too (DISAGREEMENTS, made on the anger head, which decides escalations, and
+used by every head; ties go to the stricter limit): no blend is ever without one. The report
+checks what it is for: per outer actor, the angry clips the voice heads alone score angry
+that the shipped score calls calm ("vetoed").
 
 Also measured, voice heads alone, leave one actor out at the recipe's C: what each cue
 family adds to the arousal (prosody) features, and what the full set loses without it.
@@ -57,8 +59,10 @@ from train_emotion import (
 
 #: Inner criterion ties: settings within this much balanced accuracy count as equal.
 TIE = 0.005
-#: Voice and embedding probabilities further apart than this: the voice reading stands.
-DISAGREEMENT = 0.5
+#: Voice and embedding probabilities further apart than the limit: the voice reading
+#: stands. The inner folds choose the limit among these (the first: the default elsewhere).
+DISAGREEMENTS = (0.5, 0.7)
+DISAGREEMENT = DISAGREEMENTS[0]
 VOICE_C = (0.005, 0.02, 0.1)
 EMB_C = (0.002, EMBEDDING_C, 0.02)
 WEIGHTS = (1.0, 0.75, 0.5, 0.25)  # the voice heads' share; 1 = voice heads alone
@@ -173,8 +177,10 @@ def choose(d: Data, train: np.ndarray, sets: dict[str, np.ndarray],
                     for copy in SCORED:
                         out = pe.setdefault((head, c), {}).setdefault(copy, np.full(n, np.nan))
                         out[rows] = _prob(spec, _emb_x(d, copy, rows))
-    chosen = {}
+    chosen: dict[str, dict] = {}
     for head in SELECTED_HEADS:
+        # The anger head (first) chooses the fail-safe limit; the others blend with it.
+        limits = DISAGREEMENTS if not chosen else (chosen[SELECTED_HEADS[0]]["disagreement"],)
         rows, y = d.labels[head]
         rows = rows & train
         yy = np.concatenate([y[rows]] * len(SCORED))
@@ -189,17 +195,20 @@ def choose(d: Data, train: np.ndarray, sets: dict[str, np.ndarray],
                 # Simplicity: voice alone first, then fewer features, then stronger penalty.
                 cands.append((_ba(yy, v), (0, int(cols.sum()), c, 0),
                               {"features": name, "voice_c": c, "voice_weight": 1.0,
-                               "emb_c": None}))
+                               "emb_c": None, "disagreement": limits[0]}))
         if with_embedding:
             best_voice = max(cands, key=lambda t: (t[0], -t[1][1], -t[1][2]))[2]
             v = pooled(pv[(head, best_voice["features"], best_voice["voice_c"])])
             for ce in EMB_C:
                 e = pooled(pe[(head, ce)])
                 for w in WEIGHTS[1:]:
-                    # Ties: the larger voice share, then the stronger embedding penalty.
-                    cands.append((_ba(yy, blend(v, e, w, DISAGREEMENT)),
-                                  (1, -w, ce),
-                                  {**best_voice, "voice_weight": w, "emb_c": ce}))
+                    for limit in limits:
+                        # Ties: the larger voice share, the stronger embedding penalty,
+                        # then the stricter limit.
+                        cands.append((_ba(yy, blend(v, e, w, limit)),
+                                      (1, -w, ce, limit),
+                                      {**best_voice, "voice_weight": w, "emb_c": ce,
+                                       "disagreement": limit}))
         top = max(c[0] for c in cands)
         near = [c for c in cands if c[0] >= top - TIE]
         pick = min(near, key=lambda t: t[1])
@@ -232,7 +241,8 @@ def fit_outer(d: Data, train: np.ndarray, chosen: dict[str, dict],
         else:  # never read: a voice weight of 1 leaves the embedding head out of the blend
             spec["embedding_heads"][head] = _fit_emb(d, head, train, EMBEDDING_C)
     spec["embedding"]["voice_weight"] = {h: per_head[h]["voice_weight"] for h in HEADS}
-    spec["embedding"]["disagreement"] = DISAGREEMENT
+    spec["embedding"]["disagreement"] = chosen[SELECTED_HEADS[0]].get("disagreement",
+                                                                       DISAGREEMENT)
     spec["embedding"]["channel_copies"] = list(CHANNEL_COPIES)
     spec["selection"] = {h: {k: v for k, v in per_head[h].items()
                              if k in ("features", "voice_c", "emb_c", "voice_weight")}
@@ -331,13 +341,15 @@ V2_RECIPE = {h: {"features": "all", "voice_c": LR_C, "voice_weight": 0.5,
 
 def run(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray],
         call_refs, verbose: bool = True, fixed: dict[str, dict] | None = None,
-        disagreement: float | None = DISAGREEMENT,
+        disagreement: float | None | str = "chosen",
         sets: dict[str, np.ndarray] | None = None) -> dict[str, object]:
     """The nested evaluation; ``call_refs(feats_matrix, test_rows, seconds)``: the in-call
     references (eval_emotion.call_baselines without the population prior). ``fixed``:
-    the same outer folds with these choices instead of the inner folds' (e.g. V2_RECIPE,
-    with ``disagreement=None``: the v2 blend), for comparison. ``sets``: the feature sets
-    to choose from (default :func:`feature_sets`; ``{"all": ...}``: C and blend only)."""
+    the same outer folds with these choices instead of the inner folds' (e.g. V2_RECIPE),
+    for comparison. ``disagreement``: the fail-safe limit, "chosen" (the inner folds';
+    DISAGREEMENT for a fixed recipe), a number, or None (the v2 blend). ``sets``: the
+    feature sets to choose from (default :func:`feature_sets`; ``{"all": ...}``: C and
+    blend only)."""
     d = Data(corpus, feats, embs)
     sets = feature_sets() if sets is None else sets
     spk = d.spk
@@ -357,7 +369,8 @@ def run(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray
             h: {**c, "inner_ba": float("nan")} for h, c in fixed.items()}
         choices[held] = chosen
         spec = fit_outer(d, train, chosen, sets)
-        spec["embedding"]["disagreement"] = disagreement
+        if disagreement != "chosen":
+            spec["embedding"]["disagreement"] = disagreement
         model = EmotionModel.from_spec(spec)
         for key in keys:
             copy, mode = key.split("/")
@@ -376,7 +389,8 @@ def run(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray
         if verbose:
             print(f"outer {k + 1:2d} {held}: " + "; ".join(
                 f"{h} {c['features']} C={c['voice_c']:g} w={c['voice_weight']:g}"
-                + (f" Ce={c['emb_c']:g}" if c["emb_c"] else "")
+                + (f" Ce={c['emb_c']:g} limit={spec['embedding']['disagreement']}"
+                   if c["emb_c"] else "")
                 + f" (inner {c['inner_ba']:.3f})" for h, c in chosen.items())
                 + f" {time.perf_counter() - t0:.0f} s", flush=True)
     res = {"shipped_recipe": report(d, shipped, voice_only),

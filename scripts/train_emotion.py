@@ -74,6 +74,10 @@ LR_C = 0.02  # strong regularisation: +4 points over C=1 in the research
 EMBEDDING_C = 0.005
 CHANNEL_RIDGE = 0.01
 VOICE_WEIGHT = 0.5
+#: The blend's fail-safe limit (models.emotion.blend): where the voice and embedding heads'
+#: probabilities differ by more, the voice heads' reading stands. Chosen by the nested
+#: evaluation's inner folds (scripts/nested_emotion.DISAGREEMENTS), .7 in all 8 outer folds.
+DISAGREEMENT = 0.7
 DEFAULT_CACHE = ROOT / "out" / "emotion_features.npz"
 EMBEDDING_CACHE = ROOT / "out" / "emotion_embeddings.npz"
 BASELINE_EMOTIONS = ("neutral", "calm")
@@ -370,6 +374,7 @@ def train_spec(normalised: list[np.ndarray], raw: list[np.ndarray], corpus: Corp
         setup = embedding_setup()
         spec["embedding"] = {"asr_model": setup["asr_model"], "dims": int(emb_raw[0].shape[1]),
                              "last_s": setup["last_s"], "voice_weight": VOICE_WEIGHT,
+                             "disagreement": DISAGREEMENT,
                              "computed_with": setup,
                              "channel_copies": list(CHANNEL_COPIES) if channel else []}
         spec["fallback_embedding"] = _population_mean(emb_raw, corpus, train).tolist()

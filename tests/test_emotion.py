@@ -353,6 +353,9 @@ def test_the_blend_keeps_the_voice_heads_reading_when_the_heads_disagree():
     assert plain.anger == pytest.approx(5.0) and not plain.fell_back
     near = _synthetic_model(0.8, 0.4).score(f, f, e, e)  # within the limit: blended
     assert near.anger == pytest.approx(6.0) and not near.fell_back
+    # Just past it the voice heads' share ramps up (half way: .75), no jump at the limit.
+    ramp = _synthetic_model(0.9, 0.35).score(f, f, e, e)
+    assert ramp.anger == pytest.approx(10 * (0.75 * 0.9 + 0.25 * 0.35)) and ramp.fell_back
     per_head = _synthetic_model(0.8, 0.4, voice_weight={
         "anger": 1.0, "anger_vs_calm": 0.25, "stress": 0.5}).score(f, f, e, e)
     assert per_head.anger == pytest.approx(8.0)
@@ -370,6 +373,28 @@ def test_confidence_follows_the_reference_and_the_agreement():
     assert agree.score(f, f, reference_s=4.5).confidence == pytest.approx(0.75)  # voice only
     disagree = _synthetic_model(0.7, 0.3)
     assert disagree.score(f, f, e, e, reference_s=3.0).confidence == pytest.approx(0.4)
+
+
+def test_the_shipped_blend_keeps_an_angry_voice_the_embedding_calls_calm(model, corpus,
+                                                                          clean_features):
+    """The shipped weights are fail safe at the limit the nested evaluation's inner folds
+    chose: a real angry clip the voice heads score angry, with an embedding the embedding
+    heads call calm, keeps the voice reading; without the limit the blend silences it."""
+    assert model.embedding.disagreement == train_emotion.DISAGREEMENT
+    own = corpus.speakers == "ravdess_01"
+    base = clean_features[own & np.isin(corpus.emotions, ("neutral", "calm"))].mean(0)
+    angry = np.flatnonzero(own & (corpus.emotions == "angry"))
+    f = next(clean_features[i] for i in angry
+             if model.score(clean_features[i], base).anger >= 8)
+    w = model._embedding_heads["anger"]._w[N_FEATURES:]
+    calm_embedding = -w / np.linalg.norm(w) * 4 / np.linalg.norm(w)  # logit lowered by 4+
+    zero = np.zeros(model.embedding.dims)
+    safe = model.score(f, base, calm_embedding, zero)
+    assert safe.fell_back and safe.anger == pytest.approx(safe.voice_anger) and safe.anger >= 8
+    spec = json.loads(DEFAULT_WEIGHTS.read_text())
+    spec["embedding"]["disagreement"] = None
+    silenced = EmotionModel.from_spec(spec).score(f, base, calm_embedding, zero)
+    assert not silenced.fell_back and silenced.anger < safe.anger - 2
 
 
 def test_the_loader_reads_v2_and_per_head_weights_and_refuses_bad_rules(tmp_path):
@@ -420,3 +445,5 @@ def test_the_nested_choice_never_reads_the_held_out_actors(corpus, clean_feature
     for head in ("anger", "anger_vs_calm"):
         assert chosen[head]["voice_weight"] == 1.0 and chosen[head]["voice_c"] == 0.02
         assert 0.5 < chosen[head]["inner_ba"] <= 1.0
+        # A limit is always set, the anger head's for every head (the strictest on a tie).
+        assert chosen[head]["disagreement"] == nested_emotion.DISAGREEMENTS[0]
