@@ -19,7 +19,7 @@ penalty). The threshold is not tuned: the heads are trained with balanced classe
 already sits at the balanced point, and one knob fewer is one fewer way to overfit.
 
 Every blend is fail safe (models.emotion.blend): where the voice and embedding heads
-disagree by more than a limit, the voice heads' reading stands. The limit is one of the
+disagree by more than a limit, the voice heads' reading takes over. The limit is one of the
 inner choices too (DISAGREEMENTS, made on the anger head, which decides escalations, and
 used by every head; ties go to the stricter limit): no blend is ever without one. The report
 checks what it is for: per outer actor, the angry clips the voice heads alone score angry

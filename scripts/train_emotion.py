@@ -75,7 +75,7 @@ EMBEDDING_C = 0.005
 CHANNEL_RIDGE = 0.01
 VOICE_WEIGHT = 0.5
 #: The blend's fail-safe limit (models.emotion.blend): where the voice and embedding heads'
-#: probabilities differ by more, the voice heads' reading stands. Chosen by the nested
+#: probabilities differ by more, the voice heads' reading takes over. Chosen by the nested
 #: evaluation's inner folds (scripts/nested_emotion.DISAGREEMENTS), .7 in all 8 outer folds.
 DISAGREEMENT = 0.7
 DEFAULT_CACHE = ROOT / "out" / "emotion_features.npz"

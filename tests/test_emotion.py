@@ -387,7 +387,7 @@ def test_the_shipped_blend_keeps_an_angry_voice_the_embedding_calls_calm(model, 
     f = next(clean_features[i] for i in angry
              if model.score(clean_features[i], base).anger >= 8)
     w = model._embedding_heads["anger"]._w[N_FEATURES:]
-    calm_embedding = -w / np.linalg.norm(w) * 4 / np.linalg.norm(w)  # logit lowered by 4+
+    calm_embedding = -8 * w / (w @ w)  # the embedding head's logit lowered by 8
     zero = np.zeros(model.embedding.dims)
     safe = model.score(f, base, calm_embedding, zero)
     assert safe.fell_back and safe.anger == pytest.approx(safe.voice_anger) and safe.anger >= 8
