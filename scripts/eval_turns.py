@@ -19,6 +19,9 @@ sample to the first reply sample, on this machine's clock).
 Settings: ``NAME:section.key=value,...`` over the defaults, e.g.
 ``vad192:turn.enabled=false`` (VAD silence alone, as before Smart Turn) or
 ``t0.7:turn.threshold=0.7``. Without --setting, the curve in docs/evaluation.md is run.
+
+``--what-if FILE``: no audio is played; the "default" run logged in FILE (an earlier
+``--json``) is replayed with shorter complete-turn waits (:func:`what_if`).
 """
 
 from __future__ import annotations
@@ -173,6 +176,58 @@ def inside_sentence(reference: str, said: str) -> bool | None:
     return not ref_tokens[owner[last]].rstrip("\"'").endswith((".", "?", "!"))
 
 
+EPS = 1e-6  # pauses are whole 32 ms windows: one of exactly the deadline ends the turn
+#: --what-if: Smart Turn floors and complete-turn waits (ms) replayed over a logged run.
+WHAT_IF_FLOORS = (0.5, 0.9, 0.95, 0.98)
+WHAT_IF_WAITS = (192, 224, 256, 288, 320)
+
+
+def what_if(rows: list[dict], floor: float, wait_ms: float) -> dict:
+    """A logged run's pause decisions replayed with a shorter complete-turn wait.
+
+    Decisions the run took by the "complete" rule (Smart Turn at ``threshold``, words
+    finished) whose probability is ``floor`` or more end after ``wait_ms`` of silence;
+    every other decision keeps its deadline. Counted per pause, not per reply (a reply
+    also needs words or an intent, so the run's own premature count is a little lower): a
+    pause inside the turn is premature when it lasted as long as its deadline, and one
+    the run itself ended stays premature under any shorter wait. Approximate where an
+    earlier premature end would have split the turn (the later pauses' words and scores
+    are the run's); a setting worth having is confirmed with a run of its own.
+    """
+    premature, waits = 0, []
+    for row in rows:
+        for d in row["decisions"]:
+            deadline = d["deadline_s"]
+            if d["reason"] == "complete" and (d["probability"] or 0.0) >= floor:
+                deadline = min(deadline, wait_ms / 1000)
+            if not d["resumed"] and math.isclose(d["t_speech_end"], row["last_speech"]):
+                waits.append(1000 * deadline)  # the finished turn: what the caller waits
+            elif not d["resumed"] or d["t_resumed"] - d["t_speech_end"] + EPS >= deadline:
+                premature += 1  # the VAD stage ends a turn once the silence reaches it
+    p50, p95 = p50_p95(waits)
+    return {"floor": floor, "wait_ms": wait_ms, "premature": premature,
+            "premature_per_100_turns": round(100 * premature / max(1, len(rows)), 1),
+            "final_wait_ms_p50": p50, "final_wait_ms_p95": p95,
+            "final_wait_ms_mean": round(sum(waits) / max(1, len(waits)), 1)}
+
+
+def print_what_if(path: str) -> list[dict]:
+    """--what-if: the grid over the "default" run logged in ``path``."""
+    import json
+
+    with open(path) as fh:
+        logged = json.load(fh)
+    run = next(s for s in logged["settings"] if s["setting"] == "default")
+    out = [what_if(run["per_recording"], f, w) for f in WHAT_IF_FLOORS for w in WHAT_IF_WAITS]
+    print(f"{'floor':>5} {'wait':>5} {'prem':>5} {'per100':>6} {'wait p50':>8} {'p95':>5} "
+          f"{'mean':>5}")
+    for r in out:
+        print(f"{r['floor']:5.2f} {r['wait_ms']:5.0f} {r['premature']:5d} "
+              f"{r['premature_per_100_turns']:6.1f} {r['final_wait_ms_p50']:8.0f} "
+              f"{r['final_wait_ms_p95']:5.0f} {r['final_wait_ms_mean']:5.0f}")
+    return out
+
+
 def summarise(name: str, rows: list[dict]) -> dict:
     replies = [r for row in rows for r in row["replies"]]
     premature = [dict(r, path=row["path"]) for row in rows for r in row["replies"]
@@ -217,7 +272,11 @@ def main(argv: list[str] | None = None) -> dict:
                     help="silence after each recording (longer than any hold)")
     ap.add_argument("--config", default=None)
     ap.add_argument("--json", default="out/eval_turns.json")
+    ap.add_argument("--what-if", default=None, metavar="FILE",
+                    help="replay the default run logged in FILE with shorter waits")
     args = ap.parse_args(argv)
+    if args.what_if:
+        return {"what_if": print_what_if(args.what_if)}
     from loguru import logger
 
     logger.remove()

@@ -67,3 +67,29 @@ def test_premature_replies_before_and_after(two_recordings, tmp_path):
     assert [r["premature"] for r in jfk["replies"]] == [False]
     assert jfk["replies"][0]["trigger"] >= jfk["last_speech"]
     assert turn["final_wait_ms_p95"] <= 600 + 40  # turn.max_wait_ms, plus the last window
+
+
+def _pause(t_end: float, pause_s: float | None, probability: float, reason="complete",
+           deadline_s=0.32) -> dict:
+    return {"t_speech_end": t_end, "deadline_s": deadline_s, "reason": reason,
+            "probability": probability, "resumed": pause_s is not None,
+            "t_resumed": None if pause_s is None else t_end + pause_s}
+
+
+def test_what_if_replays_the_logged_pauses_with_a_shorter_wait():
+    """A 288 ms pause inside the turn, one held as unfinished words, then the turn's end:
+    a 288 ms wait on confident turns cuts in at the first pause (a pause of exactly the
+    wait ends the turn, as in the VAD stage) and shortens the finished turn's wait; a floor
+    above the score, or the logged wait, changes nothing; a held pause keeps its hold."""
+    mod = _eval_module()
+    rows = [{"last_speech": 5.0, "decisions": [
+        _pause(2.24, 0.288, 0.95),
+        _pause(3.0, 0.9, 0.97, reason="continues:and", deadline_s=1.2),
+        _pause(5.0, None, 0.96)]}]
+    cut = mod.what_if(rows, floor=0.9, wait_ms=288)
+    assert cut["premature"] == 1 and cut["final_wait_ms_p50"] == 288
+    for floor, wait in ((0.99, 288), (0.9, 320)):
+        same = mod.what_if(rows, floor=floor, wait_ms=wait)
+        assert same["premature"] == 0 and same["final_wait_ms_p50"] == 320
+    ended = [{"last_speech": 5.0, "decisions": [_pause(2.0, None, 0.95), _pause(5.0, None, 0.9)]}]
+    assert mod.what_if(ended, floor=0.5, wait_ms=320)["premature"] == 1  # the run cut in
