@@ -40,9 +40,15 @@ def test_ordinary_requests_stay_with_the_bot(text):
     assert Escalation(EscalationOptions()).on_event(final(text)) is None
 
 
-def test_only_the_callers_words_count():
+def test_only_the_callers_words_and_voice_count():
+    """The agent asking for a supervisor, or an angry agent, hands nobody off; the same
+    from the caller does."""
+    asks = "can I talk to a supervisor please"
     rules = Escalation(EscalationOptions())
-    assert rules.on_event(final("let me get a supervisor for you", leg="agent")) is None
+    assert rules.on_event(final(asks, leg="agent")) is None
+    assert rules.on_event(anger(9.5, leg="agent")) is None
+    assert rules.on_event(final(asks)).rule == "asked_for_person"
+    assert Escalation(EscalationOptions()).on_event(anger(9.5)).rule == "anger"
 
 
 def reply(intent):
@@ -58,8 +64,8 @@ def test_two_misunderstandings_in_a_row_hand_off_but_not_two_apart():
     assert reason is not None and reason.rule == "not_understood"
 
 
-def anger(rolling, ready=True, confidence=1.0):
-    return EmotionScore(call_id="c", leg="caller", t_audio=2.0, anger=rolling,
+def anger(rolling, ready=True, confidence=1.0, leg="caller"):
+    return EmotionScore(call_id="c", leg=leg, t_audio=2.0, anger=rolling,
                         rolling_anger=rolling, baseline_ready=ready, confidence=confidence)
 
 
