@@ -80,3 +80,22 @@ def test_api_needs_the_token_and_shows_the_live_call_and_its_events(
     assert out["call"]["state"] == "bot" and out["call"]["context"]["transcript"]
     assert 'switchboard_stage_latency_seconds_count{step="asr_final"}' in out["metrics"]
     assert "switchboard_live_calls 0.0" in out["metrics"]
+
+
+def test_an_agents_session_opens_only_reading_its_calls_routes(monkeypatch):
+    """Without the token, an agent's session passes the API's guard only to GET a call or
+    its events, and only the calls the agent may read: no other method, path or call."""
+    from aiohttp.test_utils import make_mocked_request
+    from switchboard.coach_ui import agent_pages, app
+
+    asked = []
+    monkeypatch.setattr(agent_pages, "may_read_call",
+                        lambda request, call_id: asked.append(call_id) or call_id == "mine")
+    opens = [(m, p) for m, p in (
+        ("GET", "/api/calls/mine"), ("GET", "/api/calls/mine/events"),
+        ("POST", "/api/calls/mine"), ("DELETE", "/api/calls/mine/events"),
+        ("GET", "/api/calls/mine/audio"), ("GET", "/api/calls/mine/events/x"),
+        ("GET", "/api/calls"), ("GET", "/api/calls/theirs"))
+        if app._agents_own_call(make_mocked_request(m, p))]
+    assert opens == [("GET", "/api/calls/mine"), ("GET", "/api/calls/mine/events")]
+    assert set(asked) == {"mine", "theirs"}
