@@ -144,9 +144,27 @@ def test_the_log_filter_masks_messages_arguments_and_tracebacks():
 
 
 def test_the_filter_alone_keeps_every_record():
-    record = logging.LogRecord("x", logging.INFO, __file__, 1, "n=%d card %s", (5, CARD), None)
+    stack = f"Stack (most recent call last):\n  File \"x.py\", line 1, in f\n    pay('{CARD}')"
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "n=%d card %s", (5, CARD), None,
+                               sinfo=stack)
     assert RedactingFilter(6).filter(record) is True
     assert record.getMessage() == f"n=5 card {MASK}"
+    assert record.stack_info.endswith(f"pay('{MASK}')")
+
+
+def test_the_log_filter_masks_what_model_libraries_log_through_loguru():
+    """pipecat logs through loguru, not logging: its messages are masked too."""
+    from loguru import logger
+
+    stream = io.StringIO()
+    sink = logger.add(stream, format="{message}")
+    uninstall = install_log_filter(6)
+    try:
+        logger.warning(f"transcript: my card is {CARD}")
+    finally:
+        uninstall()
+        logger.remove(sink)
+    assert stream.getvalue().strip() == f"transcript: my card is {MASK}"
 
 
 def _board_row(redact_digits: bool) -> dict:
