@@ -28,6 +28,8 @@ def test_the_published_vector_is_reproduced_and_any_change_breaks_it():
     assert not twilio_signature.valid(TOKEN, URL, SIGNED, PARAMS | {"Digits": "9999"})
     assert not twilio_signature.valid(TOKEN, URL, None, PARAMS)
     assert not twilio_signature.valid("", URL, SIGNED, PARAMS)
+    # The parameters are signed in name order, whatever order the form sent them in.
+    assert twilio_signature.signature(TOKEN, URL, dict(reversed(PARAMS.items()))) == SIGNED
 
 
 def test_a_default_port_added_or_dropped_by_a_proxy_still_validates():
