@@ -121,6 +121,13 @@ def test_forged_or_foreign_nonce_and_missing_fields():
     assert auth.verify(bare, "REGISTER").outcome == Outcome.MISSING
     basic = AuthCredentials(scheme="Basic", token="YTpwdw==")
     assert auth.verify(basic, "REGISTER").outcome == Outcome.MISSING
+    # Answers to another realm's challenge, or qop=auth without its nonce-count and client
+    # nonce, are not attempts at ours: challenged afresh (MISSING), not failed or stale.
+    good = _credentials(auth, "a", "pw").parameters
+    for change in ({"realm": "elsewhere"}, {"nc": None}, {"cnonce": None}):
+        odd = AuthCredentials(scheme="Digest", parameters=AuthParameters(
+            **{k: v for k, v in {**dict(good), **change}.items() if v is not None}))
+        assert auth.verify(odd, "REGISTER").outcome == Outcome.MISSING, change
 
 
 def test_sha256():
