@@ -22,10 +22,36 @@ def test_passwords_verify_and_are_not_stored(users, tmp_path):
     assert b"correct horse" not in (tmp_path / "calls.db").read_bytes()
 
 
-def test_sip_digest_gets_ha1_for_known_users_only(users):
+def test_sip_digest_gets_ha1_for_known_users_only(users, tmp_path):
     users.add("bob", "agent", "pw")
     assert users.sip_ha1("bob") == ha1("bob", "switchboard", "pw")
     assert users.sip_ha1("eve") is None
+    # After a change of realm the stored HA1 is for the old one: no phone can use it.
+    moved = UserStore(f"sqlite:///{tmp_path / 'calls.db'}", realm="elsewhere")
+    try:
+        assert moved.sip_ha1("bob") is None
+        assert moved.verify("bob", "pw") is not None  # the web log-in does not use the realm
+    finally:
+        moved.close()
+
+
+def test_an_unknown_name_costs_a_password_hash_like_a_known_one(users, monkeypatch):
+    """Timing must not say who exists: an unknown name still hashes the password given."""
+    users.add("alice", "agent", "pw")
+    hashed = []
+    real = users._hasher
+
+    class Counting:
+        def hash(self, password):
+            hashed.append(password)
+            return real.hash(password)
+
+        def verify(self, stored, password):
+            return real.verify(stored, password)
+
+    monkeypatch.setattr(users, "_hasher", Counting())
+    assert users.verify("mallory", "guess") is None
+    assert hashed == ["guess"]
 
 
 def test_no_password_means_a_random_one(users):
