@@ -73,3 +73,84 @@ def test_loop_source_plays_forever_between_announcements():
     src.play(frame(9), "hello")
     assert src.pull() == frame(9)
     assert src.pull() == frame(3)
+
+
+def test_a_cut_reply_counts_every_frame_heard_across_its_sentences():
+    src = PlayoutSource()
+    src.extend(frame(1) * 2, "1")
+    src.extend(frame(2) * 2, "1")  # the reply's second sentence, synthesised later
+    for _ in range(3):
+        src.pull()
+    cut = src.flush()
+    assert cut[0].total == 4 and cut[0].played == 3  # what the barge-in record says was heard
+
+
+def _two_listener_call():
+    r = Routing()
+    for node, role in (("caller", Role.CALLER), ("agent", Role.AGENT), ("bot", Role.BOT)):
+        r.add(node, role)
+    m = Mixer(r)
+    bot = m.add_source("bot", PlayoutSource())
+    return r, m, bot
+
+
+def test_a_broken_listener_edge_does_not_stop_the_others():
+    r, m, bot = _two_listener_call()
+    r.connect("caller", "bot")
+    r.connect("agent", "bot")
+    got = []
+
+    def broken(pcm):
+        raise OSError("peer vanished")
+
+    m.add_sink("caller", broken)
+    m.add_sink("agent", got.append)
+    bot.play(frame(4) * 2, "1")
+    m.tick()
+    m.tick()
+    assert got == [frame(4), frame(4)]
+
+
+def test_sources_advance_whoever_hears_them_so_a_new_route_never_replays():
+    r, m, bot = _two_listener_call()
+    got = []
+    m.add_sink("agent", got.append)
+    bot.play(frame(1) + frame(2) + frame(3), "1")
+    m.tick()  # nobody hears the bot yet: its first frame still goes by
+    r.connect("agent", "bot")
+    m.tick()
+    assert got == [SILENCE, frame(2)]
+
+
+def test_a_mixer_far_behind_its_schedule_resynchronises_instead_of_bursting(monkeypatch):
+    """One tick stalls a second (a blocked loop): the mixer does not then send 50 frames
+    at once to catch up, it carries on at 20 ms from the stall."""
+    import asyncio
+    import time
+    from types import SimpleNamespace
+
+    from switchboard.telephony import mixer as mixer_module
+
+    r, m, _ = _two_listener_call()
+    offset = [0.0]
+    # The mixer's clock only (the event loop keeps the real one).
+    monkeypatch.setattr(mixer_module, "time",
+                        SimpleNamespace(monotonic=lambda: time.monotonic() + offset[0]))
+    ticks = []
+
+    def stall_once(pcm):
+        ticks.append(pcm)
+        if len(ticks) == 2:
+            offset[0] += 1.0  # the clock jumps as if this send took a second
+
+    m.add_sink("agent", stall_once)
+
+    async def run_for(seconds):
+        stop = asyncio.Event()
+        task = asyncio.create_task(m.run(stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await task
+
+    asyncio.run(run_for(0.2))
+    assert 2 <= len(ticks) < 30, len(ticks)  # paced: ~11 in 0.2 s; a burst adds 50
