@@ -18,9 +18,9 @@ def test_breaches_walk_down_the_ladder_and_recover():
     assert m.rung == "full"
     moves = [m.observe("asr_final", 400).moved_to for _ in range(3)]
     assert moves == [None, None, 1] and m.rung == "no_partials"
-    for _ in range(3):
-        m.observe("asr_final", 400)
-    assert m.rung == "fallback_model"
+    # A new rung starts with a clean window: three more breaches to move again, not one.
+    moves = [m.observe("asr_final", 400).moved_to for _ in range(3)]
+    assert moves == [None, None, 2] and m.rung == "fallback_model"
     for _ in range(3):  # already at the bottom: stays
         m.observe("asr_final", 400)
     assert m.level == 2
@@ -111,3 +111,20 @@ def test_the_vads_frames_move_it_only_on_sustained_slowness():
     moved = [vad.observe("vad", budget * 4 if i % 5 == 0 else budget / 5).moved_to
              for i in range(250)]
     assert vad.rung == "webrtc" and moved.count(1) == 1
+
+
+def test_at_the_budget_is_within_it():
+    m = StageMonitor("asr", _options(), Metrics())
+    assert not m.observe("asr_final", 250.0).breach
+    assert m.observe("asr_final", 250.1).breach
+
+
+def test_failures_count_over_the_last_steps_not_the_whole_call():
+    """Three crashes within the window move the stage; three spread over a long healthy
+    call do not (successes push old failures out of the window)."""
+    m = StageMonitor("asr", _options(), Metrics())
+    m.failure()
+    for _ in range(25):
+        m.observe("asr_final", 100)
+    assert m.failure() is None and m.failure() is None and m.rung == "full"
+    assert m.failure() == 1  # now three in the window
