@@ -24,6 +24,7 @@ from switchboard.pipeline.spoken import (
     ("nineteen oh five", ["1905"]),
     ("seventeen thirty-four", ["1734"]),
     ("twenty one fifty", ["2150"]),
+    ("four twenty zero one", ["42001"]),  # "twenty zero" is 2, 0: no "twenty-zero"
     ("two hundred and five", ["205"]),
     ("seven two hundred", ["7200"]),
     ("four thousand five hundred", ["4500"]),
@@ -57,6 +58,7 @@ def test_digit_runs(text, runs):
     ("phone", "977-625-2661.", "(977) 625-2661"),
     ("phone", "nine seven seven, six two five, two six six one", "(977) 625-2661"),
     ("phone", "It's 1 977 625 2661", "(977) 625-2661"),
+    ("phone", "2 977 625 2661", None),  # 11 digits without the country code: ask again
     ("phone", "nine seven seven six two five twenty six sixty one", "(977) 625-2661"),
     ("phone", "555 1234", None),
     # emails
@@ -85,6 +87,9 @@ def test_digit_runs(text, runs):
     ("account_id", "My account ID is QJCTZ9YTGW.", "QJCTZ9YTGW"),
     ("account_id", "q j c t z nine y t g w", "QJCTZ9YTGW"),
     ("account_id", "Q as in queen, J, C, T, Z, 9, Y, T, G, W.", "QJCTZ9YTGW"),
+    ("account_id", "A B C D E, I think", "ABCDE"),  # the pronoun is not a letter
+    # ABCD's IDs are 10 characters: preferred to a longer run in the same answer.
+    ("account_id", "not AB12CD34EF56 but QJCTZ9YTGW", "QJCTZ9YTGW"),
     ("account_id", "quebec juliet charlie tango zulu nine yankee tango golf whiskey",
      "QJCTZ9YTGW"),
     ("account_id", "I don't know it", None),
