@@ -26,3 +26,14 @@ def test_roundtrip_error_is_small():
     x = _tone()
     y = g711.ulaw_decode(g711.ulaw_encode(x)).astype(int)
     assert np.max(np.abs(y - x)) < 0.03 * 20000
+
+
+def test_every_int16_value_matches_libsndfile_full_scale_included(tmp_path):
+    """All 65,536 sample values, so the extremes (where the encoders must clip before
+    the segment search) are checked too, not only a tone's range."""
+    x = np.arange(-32768, 32768, dtype=np.int32).astype(np.int16)
+    for name, subtype in (("ulaw", "ULAW"), ("alaw", "ALAW")):
+        sf.write(tmp_path / f"{name}.wav", x, 8000, subtype=subtype)
+        ref, _ = sf.read(tmp_path / f"{name}.wav", dtype="int16")
+        encode, decode = getattr(g711, f"{name}_encode"), getattr(g711, f"{name}_decode")
+        assert np.array_equal(decode(encode(x)), ref), name

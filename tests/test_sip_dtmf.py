@@ -39,6 +39,15 @@ def test_same_digit_twice_is_two_events():
     assert _feed(rx, packets) == ["1", "1"]
 
 
+def test_a_long_call_of_key_presses_keeps_its_memory_bounded():
+    """Every press is reported once, and the set of finished events the receiver keeps
+    (to drop their late end packets) stays small however many presses a call has."""
+    rx = DtmfReceiver()
+    presses = [(1000 + 1600 * i, bytes(p)) for i in range(500) for p in event_packets("9")]
+    assert _feed(rx, presses) == ["9"] * 500
+    assert len(rx._reported) <= 64
+
+
 def test_lost_end_packets_reported_when_the_next_event_starts():
     rx = DtmfReceiver()
     first = [(1000, bytes(p)) for p in event_packets("7") if not p.end]
