@@ -71,3 +71,32 @@ def test_capacity_drops_oldest_and_reset_forgets():
     assert len(jb) == 0 and jb.pop() is None
     jb.put(40000, b"z")
     assert jb.pop() == b"z"
+
+
+def test_a_packet_reordered_across_the_wrap_plays_in_order():
+    jb = JitterBuffer(prefetch=3)
+    for seq in (65534, 0, 65535):  # 65535 arrives after the wrap to 0
+        jb.put(seq, seq.to_bytes(2, "big"))
+    assert _drain(jb, 3) == [(s).to_bytes(2, "big") for s in (65534, 65535, 0)]
+
+
+def test_a_restarted_sender_is_followed_not_waited_for():
+    """A sequence jump of thousands is a new sender (a phone restarting its stream): the
+    buffer resynchronises instead of playing the missing thousands as lost."""
+    jb = JitterBuffer(prefetch=1)
+    for seq in (100, 101):
+        jb.put(seq, b"old")
+    assert _drain(jb, 2) == [b"old", b"old"]
+    jb.put(20000, b"new")
+    assert jb.pop() == b"new" and jb.stats.lost == 0
+
+
+def test_after_an_underrun_the_buffer_refills_before_playing_again():
+    jb = JitterBuffer(prefetch=2)
+    for seq in (1, 2):
+        jb.put(seq, bytes([seq]))
+    assert _drain(jb, 3) == [b"\x01", b"\x02", None]
+    jb.put(3, b"\x03")
+    assert jb.pop() is None  # one packet is not the prefetch depth yet
+    jb.put(4, b"\x04")
+    assert _drain(jb, 2) == [b"\x03", b"\x04"]
