@@ -145,6 +145,41 @@ def test_hostile_packets_are_counted_and_the_stream_survives():
     assert any(np.abs(np.frombuffer(f, dtype="<i2")).max() > 1000 for f in frames)
 
 
+def test_a_stranger_cannot_cut_into_a_live_stream_but_a_new_source_replaces_a_quiet_one():
+    """While the caller's stream is live, packets with another SSRC from another address
+    (a stray or hostile sender on our port) are counted and not played; the caller's
+    own new SSRC (a restarted phone), even reusing sequence numbers, plays at once."""
+
+    async def main():
+        s = await _session()
+        caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        target = ("127.0.0.1", s.port)
+        for mine, theirs in zip(_packets(_sine8k(160 * 10)),
+                                _packets(_sine8k(160 * 10, 1500.0), ssrc=666), strict=True):
+            caller.sendto(mine, target)
+            stranger.sendto(theirs, target)
+        await asyncio.sleep(0.2)
+        heard = [await s.receive() for _ in range(10)]
+        foreign = s.stats.foreign
+        # The caller's phone restarts its stream: new SSRC, sequence numbers from 100 again.
+        for p in _packets(_sine8k(160 * 10, 1000.0), ssrc=4321):
+            caller.sendto(p, target)
+        await asyncio.sleep(0.2)
+        restarted = [await s.receive() for _ in range(10)]
+        await s.close()
+        caller.close()
+        stranger.close()
+        return heard, foreign, restarted
+
+    heard, foreign, restarted = asyncio.run(main())
+    assert foreign == 10
+    pcm = np.frombuffer(b"".join(heard), dtype="<i2")
+    assert abs(dominant_hz(pcm, 16000) - 500) < 20
+    pcm = np.frombuffer(b"".join(restarted), dtype="<i2")
+    assert np.abs(pcm).max() > 1000 and abs(dominant_hz(pcm, 16000) - 1000) < 20
+
+
 def test_outbound_audio_dtmf_and_sender_reports():
     async def main():
         port = free_port()
