@@ -239,6 +239,23 @@ def test_hold_stops_sending_and_expecting():
     assert frame == bytes(640)
 
 
+def test_audio_sent_to_us_on_hold_is_not_played_after_it():
+    async def main():
+        s = await _session()
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.configure(codec=PCMU, telephone_event_pt=101, remote=None, receive=False)
+        for p in _packets(_sine8k(160 * 10)):  # the other side's music while we hold
+            tx.sendto(p, ("127.0.0.1", s.port))
+        await asyncio.sleep(0.2)
+        s.configure(codec=PCMU, telephone_event_pt=101, remote=None, receive=True)
+        frames = [await s.receive() for _ in range(5)]
+        await s.close()
+        tx.close()
+        return frames
+
+    assert asyncio.run(main()) == [bytes(640)] * 5  # nothing stale comes out on resume
+
+
 def test_a_stall_does_not_become_delay_for_the_rest_of_the_call():
     """Packets that piled up during a stall are drained in the pauses (quiet packets
     dropped) back to the buffer's depth; speech is never dropped; the send queue between
