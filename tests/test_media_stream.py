@@ -240,3 +240,49 @@ def test_a_media_stream_caller_hears_the_bot_gets_marks_and_clear_on_barge_in(
     store.close()
     assert "nightfall" in text and "fellow america" in text, text
     assert "bot_reply_interrupted" in kinds
+
+
+def _edge():
+    """The edge after its ``start`` message, without a socket (messages handed in)."""
+    from switchboard.telephony.media_stream import MediaStreamEdge, StreamStart
+
+    edge = MediaStreamEdge(ws=None)
+    edge.start = StreamStart(stream_sid=STREAM_SID, call_sid=CALL_SID)
+    return edge
+
+
+def _media(seq: int, track: str = "inbound") -> dict:
+    tone = (8000 * np.sin(2 * np.pi * 500 * np.arange(160) / 8000)).astype(np.int16)
+    payload = base64.b64encode(g711.ulaw_encode(tone)).decode()
+    return {"event": "media", "sequenceNumber": str(seq),
+            "media": {"track": track, "payload": payload}}
+
+
+def test_only_the_callers_track_is_heard_and_a_repeated_message_once():
+    """A both_tracks stream echoes our own audio on the outbound track: not the caller's
+    words. A media message repeated with its sequence number is played once."""
+
+    async def main():
+        edge = _edge()
+        for message in (_media(1), _media(2, track="outbound"), _media(3), _media(3)):
+            edge._handle(message)
+        return edge.frames_in, dict(edge.dropped)
+
+    frames, dropped = asyncio.run(main())
+    assert frames == 2 and dropped == {"out_of_order": 1}
+
+
+def test_barge_in_drops_our_queued_media_and_keeps_the_rest():
+    async def main():
+        edge = _edge()
+        loud = (np.full(320, 8000, np.int16)).tobytes()
+        edge.send(loud)
+        edge.send(bytes(640))  # the end of a stretch of speech: a mark
+        edge.send(loud)
+        edge.clear()
+        out = []
+        while not edge._out.empty():
+            out.append(json.loads(edge._out.get_nowait())["event"])
+        return out
+
+    assert asyncio.run(main()) == ["mark", "clear"]
