@@ -76,3 +76,18 @@ def test_offer_lists_pcmu_pcma_and_events():
     text = sdp.build(host="127.0.0.1", port=4000, codecs=sdp.offer_codecs(), version=3)
     assert "m=audio 4000 RTP/AVP 0 8 101" in text
     assert "a=fmtp:101 0-16" in text and " 3 IN IP4 127.0.0.1" in text
+
+
+def test_events_at_8_khz_are_the_ones_used_and_directions_stay_per_stream():
+    """A gateway that also offers telephone-event at 48 kHz (as WebRTC bridges do): the
+    8 kHz events go with PCMU. A later video stream's direction is not the audio's."""
+    offer = (
+        "v=0\r\no=- 1 2 IN IP4 10.0.0.7\r\ns=-\r\nc=IN IP4 10.0.0.7\r\nt=0 0\r\n"
+        "m=audio 32000 RTP/AVP 0 110 101\r\na=rtpmap:0 PCMU/8000\r\n"
+        "a=rtpmap:110 telephone-event/48000\r\na=rtpmap:101 telephone-event/8000\r\n"
+        "m=video 0 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=inactive\r\n"
+    )
+    media = sdp.parse(offer)
+    assert media.telephone_event_pt == 101
+    assert media.direction == "sendrecv"
+    assert sdp.negotiate(media).telephone_event_pt == 101
