@@ -26,14 +26,15 @@ class Match:
 class StubFaq:
     """A FAQ source that knows one answer per flow, and records what it was asked."""
 
-    def __init__(self, answers):
+    def __init__(self, answers, score=0.9):
         self.answers = answers
+        self.score = score
         self.asked = []
 
     def select(self, flow, question):
         self.asked.append((flow, question))
         answer = self.answers.get(flow)
-        return Match(answer, 0.9) if answer else None
+        return Match(answer, self.score) if answer else None
 
 
 class Call:
@@ -111,6 +112,16 @@ def test_faq_with_no_answer_hands_off(plans):
     call.say("question about your pricing", "pricing")
     r = call.say("how much is engraving on a watch", "pricing")
     assert r.act == "handoff" and r.handoff.reason == "cannot_do"
+
+
+def test_a_faq_answer_the_retrieval_is_unsure_of_is_not_given(plans):
+    """The nearest stored answer, scored under ``faq_min_score``, is a guess: the bot
+    asks for the question, then hands off, rather than answer something else."""
+    call = Call(plans, faq=StubFaq({"pricing": "Engraving costs ten dollars."}, score=0.05))
+    r = call.say("question about your pricing", "pricing")
+    assert r.act == "ask" and "Engraving" not in r.text
+    r = call.say("do you price match", "pricing")
+    assert r.act == "handoff" and "Engraving" not in r.text
 
 
 def test_account_access_collects_confirms_corrects_and_acts(plans):
@@ -345,6 +356,26 @@ def test_a_read_back_without_any_answer_is_asked_a_few_times_then_handed_off(pla
     assert [r.act for r in replies] == ["confirm", "confirm", "confirm", "handoff"]
     assert not any(r.understood for r in replies[:3])
     assert replies[-1].handoff.reason == "not_collected"
+
+
+def test_the_value_said_back_as_read_is_a_yes_but_a_no_with_it_is_not(plans):
+    """"It's 1000000001" after the read-back of 1000000001 confirms it, as a person would
+    take it (it was read back again and again, without end, before). "No, it's
+    1000000001" contradicts itself: read back again a bounded number of times."""
+    for said in ("It's 1000000001.", "1 0 0 0 0 0 0 0 0 1"):
+        call = Call(plans)
+        call.say("I want to check on my order", "status")
+        call.say("Jane Demo")
+        call.say("1000000001")
+        r = call.say(said)
+        assert r.act == "ask" and call.m.state.slots["order_id"].confirmed, (said, r.text)
+    call = Call(plans)
+    call.say("I want to check on my order", "status")
+    call.say("Jane Demo")
+    call.say("1000000001")
+    replies = [call.say("no, it's 1000000001") for _ in range(4)]
+    assert [r.act for r in replies] == ["confirm", "confirm", "confirm", "handoff"]
+    assert not call.m.state.slots["order_id"].confirmed
 
 
 def test_a_distinct_value_for_a_later_step_is_kept(plans):
