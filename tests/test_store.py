@@ -453,3 +453,26 @@ def test_sqlite_path_is_created(tmp_path, monkeypatch, target):
     store = CallStore(target)
     store.close()
     assert (tmp_path / "relative" / "dir" / "calls.db").exists()
+
+
+def test_one_failing_write_loses_only_itself(tmp_path):
+    """A write that fails inside a batch (a constraint, a driver error) is retried alone
+    and dropped, counted; the batch's other writes, before and after it, are kept."""
+    store = CallStore(url(tmp_path), commit_interval_s=5.0)  # one batch: flush ends it
+    try:
+        store.begin("c1", "test")
+        for t in (1.0, 2.0):
+            store.append(final("c1", "caller", t, f"turn {t:g}"))
+
+        def broken(conn):
+            raise RuntimeError("the database refused this one")
+
+        store._submit(broken)
+        for t in (3.0, 4.0):
+            store.append(final("c1", "caller", t, f"turn {t:g}"))
+        assert store.flush(10)
+        texts = [e["text"] for e in store.events("c1", kinds=["transcript_final"])]
+        assert texts == ["turn 1", "turn 2", "turn 3", "turn 4"]
+        assert store.dropped == 1
+    finally:
+        store.close()
