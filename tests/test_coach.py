@@ -246,6 +246,29 @@ def test_a_prompt_waits_for_the_agents_pause():
     assert rig.step().prompt.rule == "de_escalate"
 
 
+def test_a_prompt_waits_the_configured_pause_after_the_agent_stops():
+    rig = Rig(pause_wait_ms=500)
+    rig.feed(SpeechStarted, leg="agent")
+    rig.anger(8.0)
+    rig.feed(SpeechEnded, leg="agent")
+    assert rig.step(0.2) is None  # the agent may only be drawing breath
+    assert rig.step(0.4).prompt.rule == "de_escalate"
+
+
+def test_a_rule_stays_quiet_for_its_cooldown():
+    rig = Rig(min_gap_s=0.0, silence_s=1e9)  # no silence nudge in the quiet stretches
+    cooldown = rig.coach.rules.rules["de_escalate"].cooldown_s
+    assert cooldown > 5
+    rig.anger(8.0)
+    assert rig.step().prompt.rule == "de_escalate"
+    rig.clock.now += cooldown / 2
+    rig.anger(8.5)
+    assert rig.step() is None  # still angry, but just prompted
+    rig.clock.now += cooldown / 2
+    rig.anger(8.6)
+    assert rig.step().prompt.rule == "de_escalate"
+
+
 def test_a_prompt_that_waits_too_long_is_shown_but_not_spoken():
     rig = Rig(max_wait_s=5.0)
     rig.feed(SpeechStarted, leg="agent")
