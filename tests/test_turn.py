@@ -29,6 +29,8 @@ def _settings(settings_factory, **overrides):
     "I want to pay my bill and", "I want to pay my bill and...", "My number is",
     "my phone number is 555 123", "My zip code is 9 4 1.", "I need help with the",
     "And so my fellow Americans.", "Um, I was calling about,", "so it's for my",
+    "The problem is", "I was calling about my order -",
+    "my phone number is 555 123 4",  # a phone number has ten digits, not seven
 ])
 def test_unfinished_words_hold(text):
     assert unfinished(text) is not None
@@ -38,6 +40,7 @@ def test_unfinished_words_hold(text):
     "I want to pay my bill.", "My phone number is 555 123 4567.", "Press 1 for sales.",
     "Please enter your account number.", "I don't know what it is.", "What is it?",
     "So I want to cancel my order.", "Thank you.", "My zip code is 94110.", "",
+    "And the big red one with the silver buckle.",  # too long to be a lead-in
 ])
 def test_finished_words_do_not(text):
     assert unfinished(text) is None
