@@ -48,6 +48,16 @@ def test_demo_identity_must_match():
     assert not other.ok
     unknown = perform(demo, ActionKind.ORDER_STATUS, account_id="NOPE000000")
     assert not unknown.ok
+    # Every identity value given is checked, not only the zip code.
+    for wrong in ({"phone": "(555) 010-9999"}, {"pin_number": "0000"}):
+        r = perform(demo, ActionKind.RESET_PASSWORD, username="jdemo101", **wrong)
+        assert not r.ok and r.handoff and "don't match" in r.message, wrong
+    assert perform(demo, ActionKind.RESET_PASSWORD, username="jdemo101",
+                   pin_number="1234").ok
+    # An order number that does not exist, for a known account, is said so.
+    missing = perform(demo, ActionKind.ORDER_STATUS, username="jdemo101",
+                      order_id="1999999999")
+    assert not missing.ok and missing.message == "I couldn't find that order."
 
 
 def test_demo_order_rules():
