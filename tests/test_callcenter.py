@@ -163,3 +163,13 @@ def test_recording_keeps_what_each_party_said_and_heard(settings_factory, bundle
     # What the caller heard is what the bot said to them: the greeting.
     assert presence(np.frombuffer(caller.heard[60], "<i2"), heard) > 0.99
     assert np.abs(heard).max() > 1000
+
+
+def test_an_agent_on_a_call_or_unreachable_is_not_offered_another():
+    roster = ["alice", "bob", "carol"]
+    directory = AgentDirectory(roster=lambda: roster, reachable=lambda a: a != "carol")
+    assert directory.free() == ["alice", "bob"]
+    directory.busy.add("alice")
+    assert directory.free() == ["bob"]
+    roster.append("dave")  # added while the server runs
+    assert directory.free() == ["bob", "dave"]
