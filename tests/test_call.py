@@ -115,6 +115,29 @@ def test_caller_speech_over_a_reply_cuts_it_and_records_it(settings, data):
     assert len(after) and np.abs(after).max() == 0
 
 
+def test_caller_speech_does_not_cut_an_announcement(settings, data):
+    """Only the bot's replies yield to the caller: a line the call plays (the handoff's
+    "please hold", an apology that no agent is free) is heard to its end."""
+    async def main():
+        call = Call("t3", "test", settings, bundle=None)
+        call.start()
+        caller = FileEdge(bytes(640 * 50), hang_up=False)
+        call.add_leg("caller", Role.CALLER, caller, analyse=False)
+        call.routing.connect("caller", "bot")
+        call.set_state(CallState.BOT)
+        call.say(prompt_audio(data).tobytes(), "announcement")
+        await asyncio.sleep(0.3)
+        call.publish(SpeechStarted(call_id="t3", leg="caller", t_audio=call.t_audio()))
+        heard_at = len(caller.heard)
+        await run_for(call, 0.3)
+        return call, caller, heard_at
+
+    call, caller, at = asyncio.run(main())
+    assert not [e for e in call.bus.history if e.kind == "bot_reply_interrupted"]
+    after = np.frombuffer(b"".join(caller.heard[at + 1:]), "<i2")
+    assert np.abs(after).max() > 1000
+
+
 def test_dtmf_becomes_an_event_and_reaches_the_owner(settings, data):
     async def main():
         call = Call("t3", "test", settings, bundle=None)
