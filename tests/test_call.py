@@ -201,6 +201,31 @@ def test_a_party_on_hold_is_replaced_by_hold_music_for_the_other(settings, data)
     assert [e.held for e in call.bus.history if e.kind == "leg_hold"] == [True, False]
 
 
+def test_a_listening_supervisor_hears_the_held_party_not_the_hold_music(settings, data):
+    from switchboard.telephony.hold import hold_music
+    from switchboard.telephony.routing import SupervisorMode
+
+    async def main():
+        call, caller, agent = await bridged_call(settings, data, seconds=3.0)
+        sup = FileEdge(bytes(640 * 200), peer="file:sup", hang_up=False)
+        call.add_leg("sup", Role.SUPERVISOR, sup, analyse=False)
+        call.routing.set_supervisor("sup", SupervisorMode.LISTEN, "caller", "agent")
+        await asyncio.sleep(0.5)
+        agent.on_hold(True)
+        held_from = len(caller.heard), len(sup.heard)
+        await asyncio.sleep(1.5)
+        await run_for(call, 0.1)
+        return caller, sup, held_from
+
+    caller, sup, (caller_from, sup_from) = asyncio.run(main())
+    music = np.frombuffer(hold_music(), "<i2")
+    chunks = [music[i:i + 4000] for i in range(0, len(music) - 4000, 2000)]
+    to_caller = np.frombuffer(b"".join(caller.heard[caller_from + 1:]), "<i2")
+    to_sup = np.frombuffer(b"".join(sup.heard[sup_from + 1:]), "<i2")
+    assert max(presence(c, to_caller) for c in chunks) > 0.95  # the control: it played
+    assert max(presence(c, to_sup) for c in chunks) < 0.3
+
+
 def test_the_context_holds_the_words_of_a_turn_not_finished_yet(settings):
     """A caller who presses 0 mid-sentence: the agent's context has what they said so far
     (the latest partial, marked), replaced by the final once the turn ends."""
