@@ -159,3 +159,20 @@ def test_a_browser_agent_takes_a_handed_off_webrtc_call(settings, bundle, data, 
     assert record["end_reason"] == "agent_hangup", record
     assert record["summary"]["agent"] == "alice", record["summary"]
     assert {leg["role"] for leg in record["legs"]} == {"caller", "agent"}
+
+
+def test_an_agent_reads_only_the_records_of_calls_they_answered():
+    """After the call: a supervisor reads every record; an agent the calls they answered
+    (or that name them as the agent), not one they were rung for and missed."""
+    from switchboard.coach_ui.agent_pages import may_read_record
+
+    from switchboard.users import Role, User
+
+    alice, bob = User("alice", Role.AGENT), User("bob", Role.AGENT)
+    sue = User("sue", Role.SUPERVISOR)
+    record = {"summary": {}, "handoffs": [{"agent": "bob", "outcome": "no_answer"},
+                                           {"agent": "alice", "outcome": "answered"}]}
+    assert may_read_record(alice, record) and may_read_record(sue, record)
+    assert not may_read_record(bob, record)
+    assert may_read_record(bob, {"summary": {"agent": "bob"}, "handoffs": []})
+    assert not may_read_record(sue, None)
