@@ -93,7 +93,9 @@ def test_the_matrix_refuses_to_route_prompts_to_the_caller(settings, data):
     asyncio.run(main())
 
 
-def test_caller_speech_over_a_reply_cuts_it_and_records_it(settings, data):
+def speak_over_the_bot(settings, data, tag: str):
+    """A bot call playing ``tag`` (a reply's number, or an announcement) when the caller
+    starts to speak: the call, the caller's edge, and how much it had heard by then."""
     async def main():
         call = Call("t2", "test", settings, bundle=None)
         call.start()
@@ -101,14 +103,18 @@ def test_caller_speech_over_a_reply_cuts_it_and_records_it(settings, data):
         call.add_leg("caller", Role.CALLER, caller, analyse=False)
         call.routing.connect("caller", "bot")
         call.set_state(CallState.BOT)
-        call.bot.play(prompt_audio(data).tobytes(), "1")
+        call.say(prompt_audio(data).tobytes(), tag)
         await asyncio.sleep(0.3)
         call.publish(SpeechStarted(call_id="t2", leg="caller", t_audio=call.t_audio()))
-        heard_at_cut = len(caller.heard)
+        heard_at = len(caller.heard)
         await run_for(call, 0.3)
-        return call, caller, heard_at_cut
+        return call, caller, heard_at
 
-    call, caller, at_cut = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_caller_speech_over_a_reply_cuts_it_and_records_it(settings, data):
+    call, caller, at_cut = speak_over_the_bot(settings, data, "1")
     cut = [e for e in call.bus.history if e.kind == "bot_reply_interrupted"]
     assert len(cut) == 1 and cut[0].reply_id == 1 and 0.1 < cut[0].played_s < 0.6
     after = np.frombuffer(b"".join(caller.heard[at_cut + 1:]), "<i2")
@@ -118,21 +124,7 @@ def test_caller_speech_over_a_reply_cuts_it_and_records_it(settings, data):
 def test_caller_speech_does_not_cut_an_announcement(settings, data):
     """Only the bot's replies yield to the caller: a line the call plays (the handoff's
     "please hold", an apology that no agent is free) is heard to its end."""
-    async def main():
-        call = Call("t3", "test", settings, bundle=None)
-        call.start()
-        caller = FileEdge(bytes(640 * 50), hang_up=False)
-        call.add_leg("caller", Role.CALLER, caller, analyse=False)
-        call.routing.connect("caller", "bot")
-        call.set_state(CallState.BOT)
-        call.say(prompt_audio(data).tobytes(), "announcement")
-        await asyncio.sleep(0.3)
-        call.publish(SpeechStarted(call_id="t3", leg="caller", t_audio=call.t_audio()))
-        heard_at = len(caller.heard)
-        await run_for(call, 0.3)
-        return call, caller, heard_at
-
-    call, caller, at = asyncio.run(main())
+    call, caller, at = speak_over_the_bot(settings, data, "announcement")
     assert not [e for e in call.bus.history if e.kind == "bot_reply_interrupted"]
     after = np.frombuffer(b"".join(caller.heard[at + 1:]), "<i2")
     assert np.abs(after).max() > 1000
