@@ -39,6 +39,7 @@ from _common import asr_refs, first_per_subset, machine, p50_p95, shared_data, s
 from switchboard.models.bundle import ModelBundle
 from switchboard.pipeline.budgets import Metrics
 from switchboard.pipeline.context import CallContext
+from switchboard.pipeline.stages.vad import EPS
 from switchboard.pipeline.turn import turn_text
 from switchboard.pipeline.wer import normalise
 from switchboard.telephony import file_source
@@ -176,7 +177,6 @@ def inside_sentence(reference: str, said: str) -> bool | None:
     return not ref_tokens[owner[last]].rstrip("\"'").endswith((".", "?", "!"))
 
 
-EPS = 1e-6  # pauses are whole 32 ms windows: one of exactly the deadline ends the turn
 #: --what-if: Smart Turn floors and complete-turn waits (ms) replayed over a logged run.
 WHAT_IF_FLOORS = (0.5, 0.9, 0.95, 0.98)
 WHAT_IF_WAITS = (192, 224, 256, 288, 320)
@@ -203,7 +203,9 @@ def what_if(rows: list[dict], floor: float, wait_ms: float) -> dict:
             if not d["resumed"] and math.isclose(d["t_speech_end"], row["last_speech"]):
                 waits.append(1000 * deadline)  # the finished turn: what the caller waits
             elif not d["resumed"] or d["t_resumed"] - d["t_speech_end"] + EPS >= deadline:
-                premature += 1  # the VAD stage ends a turn once the silence reaches it
+                # The VAD stage ends a turn once the silence reaches the deadline (with
+                # its EPS: pauses are whole 32 ms windows).
+                premature += 1
     p50, p95 = p50_p95(waits)
     return {"floor": floor, "wait_ms": wait_ms, "premature": premature,
             "premature_per_100_turns": round(100 * premature / max(1, len(rows)), 1),

@@ -60,7 +60,8 @@ from train_emotion import (
 #: Inner criterion ties: settings within this much balanced accuracy count as equal.
 TIE = 0.005
 #: Voice and embedding probabilities further apart than the limit: the voice reading
-#: stands. The inner folds choose the limit among these (the first: the default elsewhere).
+#: takes over. The inner folds choose the limit among these (the first: the default
+#: elsewhere).
 DISAGREEMENTS = (0.5, 0.7)
 DISAGREEMENT = DISAGREEMENTS[0]
 VOICE_C = (0.005, 0.02, 0.1)
