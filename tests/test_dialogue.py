@@ -347,17 +347,11 @@ def test_callers_who_just_give_the_next_value_as_in_abcd_samples(plans):
     assert call.replies[-2].action.params["order_id"] == "1000000001"
 
 
-def _order_id_read_back(plans) -> Call:
-    """A call at the read-back of order 1000000001."""
+def test_a_read_back_without_any_answer_is_asked_a_few_times_then_handed_off(plans):
     call = Call(plans)
     call.say("I want to check on my order", "status")
     call.say("Jane Demo")
     call.say("1000000001")
-    return call
-
-
-def test_a_read_back_without_any_answer_is_asked_a_few_times_then_handed_off(plans):
-    call = _order_id_read_back(plans)
     replies = [call.say("hmm let me think") for _ in range(4)]
     assert [r.act for r in replies] == ["confirm", "confirm", "confirm", "handoff"]
     assert not any(r.understood for r in replies[:3])
