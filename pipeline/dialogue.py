@@ -28,7 +28,8 @@ of a call, for whoever plays it before the dialogue's first turn (the call cente
 ``FIXED_PHRASES`` lists the reply fragments with no value in them, for the TTS warm-up.
 
 How a turn is read, in order: a pending read-back takes yes / no / "no, it's ..." (a
-correction, read back again), and a caller who just gives the next value instead
+correction, read back again), the value said back as it was read ("It's 1000000001.") is a
+yes, and a caller who just gives the next value instead
 confirms it implicitly, as ABCD's real callers do; a pending question takes a value named
 by a cue word ("Order ID: 3348917502") for the slot the cue names, else the value it asked
 for or another value of the same step (asked for the order ID, given the username: ABCD's
@@ -528,16 +529,20 @@ class DialogueManager:
         st = self.state
         slot = st.asked or ""
         c = read_confirmation(text)
-        if c.kind == "yes":
+        if c.kind == "yes" or (not c.negated and self._same_value(slot, c.rest or text)):
+            # The value said back as it was read ("It's 1000000001.") is a yes too.
             st.slots[slot].confirmed = True
             return self._advance(self._phrase("thanks"))
         if c.kind == "correction":
             value = normalise(slot, c.rest)
-            if value is not None:
+            if value is None:
+                st.slots.pop(slot, None)
+                return self._ask(slot, lead="Okay.", second=True)
+            if value.value != st.slots[slot].value:
                 self._set(slot, value)
                 return self._readback(slot, lead="")
-            st.slots.pop(slot, None)
-            return self._ask(slot, lead="Okay.", second=True)
+            # "No, it's" the very value read back: asked again below, a bounded number
+            # of times, like any answer without a clear yes or no.
         if c.kind == "no":
             st.slots.pop(slot, None)
             return self._ask(slot, lead="Okay, let's try again.", second=True)
@@ -778,6 +783,11 @@ class DialogueManager:
                 self._set(slot, value)
                 filled.append(slot)
         return filled
+
+    def _same_value(self, slot: str, text: str) -> bool:
+        """Whether ``text`` gives ``slot`` the value it already holds."""
+        value = normalise(slot, text) if slot in self.state.slots else None
+        return value is not None and value.value == self.state.slots[slot].value
 
     def _set(self, slot: str, value) -> None:
         self.state.slots[slot] = Slot(value.value, value.spoken, value.identifier)

@@ -25,7 +25,7 @@ street_address, full_address, product; plus ``reason`` (free text) and ``return_
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
          "seven": 7, "eight": 8, "nine": 9}
@@ -67,10 +67,12 @@ class Confirmation:
 
     ``kind``: "yes", "no" (a bare no: ask again), "correction" (``rest`` holds the new value's
     words, the rejected value removed) or "unclear" (``rest`` is the whole text).
+    ``negated``: the answer began with a no ("No, it's 1734").
     """
 
     kind: str
     rest: str = ""
+    negated: bool = False
 
 
 # ------------------------------------------------------------------------------ digits
@@ -718,8 +720,8 @@ def read_confirmation(text: str) -> Confirmation:
     if _NO.match(t):
         rest = _NO.sub("", t, count=1).strip()
         if re.fullmatch(r"[\W]*(it's not|it isn't|that's not it)?[\W]*", rest, re.I):
-            return Confirmation("no")
-        return _correction(rest)
+            return Confirmation("no", negated=True)
+        return replace(_correction(rest), negated=True)
     if _YES.match(t):
         return Confirmation("yes")
     if _NEW_VALUE.match(t) or _REJECTED_LEAD.match(t):

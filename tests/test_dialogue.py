@@ -358,6 +358,26 @@ def test_a_read_back_without_any_answer_is_asked_a_few_times_then_handed_off(pla
     assert replies[-1].handoff.reason == "not_collected"
 
 
+def test_the_value_said_back_as_read_is_a_yes_but_a_no_with_it_is_not(plans):
+    """"It's 1000000001" after the read-back of 1000000001 confirms it, as a person would
+    take it (it was read back again and again, without end, before). "No, it's
+    1000000001" contradicts itself: read back again a bounded number of times."""
+    for said in ("It's 1000000001.", "1 0 0 0 0 0 0 0 0 1"):
+        call = Call(plans)
+        call.say("I want to check on my order", "status")
+        call.say("Jane Demo")
+        call.say("1000000001")
+        r = call.say(said)
+        assert r.act == "ask" and call.m.state.slots["order_id"].confirmed, (said, r.text)
+    call = Call(plans)
+    call.say("I want to check on my order", "status")
+    call.say("Jane Demo")
+    call.say("1000000001")
+    replies = [call.say("no, it's 1000000001") for _ in range(4)]
+    assert [r.act for r in replies] == ["confirm", "confirm", "confirm", "handoff"]
+    assert not call.m.state.slots["order_id"].confirmed
+
+
 def test_a_distinct_value_for_a_later_step_is_kept(plans):
     call = Call(plans)
     call.say("can you upgrade my shipping to overnight", "manage_upgrade")
