@@ -28,7 +28,11 @@ def split_sentences(text: str) -> list[str]:
 class PiperTTS:
     """A loaded Piper voice."""
 
-    def __init__(self, voice: str = "en_US-joe-medium", length_scale: float = 1.0):
+    def __init__(self, voice: str = "en_US-joe-medium", length_scale: float = 1.0,
+                 noise: bool = True):
+        """``noise``: Piper's sampled voice variation (VITS noise); without it, the same
+        text always renders the same audio, which a test's caller needs (with it, a digit
+        string is heard differently from one run to the next)."""
         spec = VOICES.get(voice)
         if spec is None:
             raise ValueError(f"unknown voice {voice!r}; bundled: {sorted(VOICES)}")
@@ -40,7 +44,8 @@ class PiperTTS:
             self._voice = PiperVoice.load(path / f"{voice}.onnx", use_cuda=use_cuda)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
             raise ModelUnavailableError(spec.name, spec.package, f"load failed: {exc}") from exc
-        self._config = SynthesisConfig(length_scale=length_scale)
+        self._config = SynthesisConfig(length_scale=length_scale) if noise else \
+            SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0)
         self.rate = self._voice.config.sample_rate
         # Piper phonemises with espeak-ng, whose state is global: one synthesis at a time.
         self._lock = threading.Lock()

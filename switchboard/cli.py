@@ -206,7 +206,7 @@ def _synthesised_caller(path: Path) -> Path:
 
     from switchboard.models.tts import PiperTTS
 
-    tts = PiperTTS(length_scale=1.1)
+    tts = PiperTTS(length_scale=1.1, noise=False)
     gap = np.zeros(int(1.2 * 16000), np.float32)
     parts = [gap]
     for line in DEMO_CALLER_LINES:

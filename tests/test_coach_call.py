@@ -32,7 +32,7 @@ def agent_voice(bundle) -> np.ndarray:
     """The agent: a second of silence, the line, then silence (float 16 kHz)."""
     from switchboard.models.tts import PiperTTS
 
-    tts = PiperTTS(bundle.settings.tts.voice, length_scale=1.1)
+    tts = PiperTTS(bundle.settings.tts.voice, length_scale=1.1, noise=False)
     line = np.frombuffer(phone_line(tts.synthesize(AGENT_LINE)), "<i2") / 32768.0
     return np.concatenate([np.zeros(16000), line, np.zeros(12 * 16000)]).astype(np.float32)
 
@@ -106,7 +106,7 @@ def test_the_callers_request_before_the_handoff_opens_its_workflow_for_the_agent
     settings.coach.silence_s = 1e6
     line = RecordedAgents(np.zeros(20 * 16000, np.float32))
     center = CallCenter(settings, bundle, agents=AgentDirectory(line, ["alice"]))
-    tts = PiperTTS(bundle.settings.tts.voice, length_scale=1.1)
+    tts = PiperTTS(bundle.settings.tts.voice, length_scale=1.1, noise=False)
     request = np.frombuffer(phone_line(tts.synthesize(
         "I forgot my password and I cannot log in.")), "<i2") / 32768.0
     caller = FileEdge.from_audio(np.concatenate([np.zeros(4 * 16000), request,

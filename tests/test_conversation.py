@@ -164,7 +164,8 @@ def voice(bundle):
     """The caller's voice: the bundled Piper model, slower than the bot."""
     from switchboard.models.tts import PiperTTS
 
-    tts = PiperTTS(bundle.settings.tts.voice, length_scale=CALLER_LENGTH_SCALE)
+    tts = PiperTTS(bundle.settings.tts.voice, length_scale=CALLER_LENGTH_SCALE,
+                   noise=False)
     return lambda text: phone_line(tts.synthesize(text))
 
 

@@ -80,7 +80,8 @@ def caller_line(bundle, data) -> np.ndarray:
     from switchboard.models.tts import PiperTTS
     from switchboard.telephony.audio_file import load
 
-    request = 0.6 * PiperTTS(bundle.settings.tts.voice, length_scale=1.1).synthesize(REQUEST)
+    tts = PiperTTS(bundle.settings.tts.voice, length_scale=1.1, noise=False)
+    request = 0.6 * tts.synthesize(REQUEST)
     jfk = load(str(data / "asr/whisper/jfk_16k.wav")).audio
     z = lambda s: np.zeros(int(s * 16000), np.float32)  # noqa: E731
     pcm = np.concatenate([z(4.0), request, z(28.0), jfk, z(20.0)])

@@ -39,7 +39,7 @@ def card_caller(bundle) -> np.ndarray:
     """The caller: a pause for the greeting, the card number, then a long silence."""
     from switchboard.models.tts import PiperTTS
 
-    tts = PiperTTS(bundle.settings.tts.voice, length_scale=1.1)
+    tts = PiperTTS(bundle.settings.tts.voice, length_scale=1.1, noise=False)
     speech = tts.synthesize(f"Hello. My card number is {CARD_WORDS}.")
     pcm = np.concatenate([np.zeros(4 * 16000, np.float32), 0.6 * speech,
                           np.zeros(60 * 16000, np.float32)])
