@@ -124,6 +124,41 @@ def test_nobody_answers_so_the_caller_hears_hold_then_a_callback_is_recorded(
     assert caller.closed == "callback"
 
 
+class AnswersAsTheCallerHangsUp(RecordedAgents):
+    """The agent picks up in the very moment the caller hangs up."""
+
+    call = None
+
+    async def ring(self, agent: str, context: dict):
+        self.rung.append((agent, context))
+        self.call.end("hangup")
+        edge = FileEdge.from_audio(self.voice, peer=f"file:{agent}", hang_up=False)
+        self.edges.append(edge)
+        return edge
+
+
+@pytest.mark.slow
+def test_an_agent_who_answers_as_the_caller_hangs_up_is_let_go(settings_factory, bundle,
+                                                                 speech):
+    line = AnswersAsTheCallerHangsUp(speech["agent"])
+    agents = AgentDirectory(line, ["alice"])
+    center = make_center(settings_factory, bundle, agents, wait_s=5.0)
+    caller = FileEdge(bytes(640 * 50), peer="file:caller", hang_up=False)
+
+    async def press_zero(call):
+        line.call = call
+        await asyncio.sleep(0.5)
+        caller.press("0")
+
+    call = asyncio.run(run(center, caller, press_zero))
+    assert line.rung and call.end_reason == "hangup"
+    # Nobody is bridged to an empty line: the agent's phone is hung up and the agent is
+    # free for the next caller.
+    assert line.edges[0].closed == "caller gone"
+    assert "agent" not in {e.leg for e in kinds(call, "leg_joined")}
+    assert agents.free() == ["alice"]
+
+
 def test_admission_refuses_the_call_over_the_limit(settings_factory):
     settings = settings_factory()
     settings.server.max_calls = 2

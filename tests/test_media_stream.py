@@ -280,6 +280,7 @@ def test_barge_in_drops_our_queued_media_and_keeps_the_rest():
         edge.send(bytes(640))  # the end of a stretch of speech: a mark
         edge.send(loud)
         edge.clear()
+        edge.send(bytes(640))  # after a clear nothing of ours is left to play: no mark
         out = []
         while not edge._out.empty():
             out.append(json.loads(edge._out.get_nowait())["event"])

@@ -367,6 +367,22 @@ def test_two_calls_written_from_the_loop_at_once(db):
     store.close()
 
 
+def test_a_long_queue_is_written_in_bounded_transactions(monkeypatch):
+    """A backlog (a database that was slow for a while) is committed MAX_BATCH operations
+    at a time, so no transaction, or its retry one by one, grows without bound."""
+    from switchboard.pipeline import store_writer
+
+    monkeypatch.setattr(store_writer, "MAX_BATCH", 3)
+    writer = store_writer.StoreWriter(sa.create_engine("sqlite://"), commit_interval_s=30.0,
+                                      lock=threading.Lock())
+    applied: list[int] = []
+    for i in range(7):
+        writer.submit(lambda conn, i=i: applied.append(i))
+    assert writer.flush(10)
+    assert applied == list(range(7)) and writer.commits == 3  # 3 + 3 + 1
+    assert writer.close(5)
+
+
 def test_writing_10k_events_does_not_stall_the_loop(db):
     """A heartbeat on the loop keeps ticking while a call's 10k events are stored; a write
     path that touched the database on the loop would stall it for seconds."""

@@ -224,6 +224,7 @@ def test_a_supervisor_whispering_before_the_handoff_reaches_the_agent_once_bridg
         bridge(record, agent)
         start_agent, start_said = len(agent.heard), call.legs[leg].frames_in
         await asyncio.sleep(3.0)
+        bridged = call.routing.sources_for(leg)
         window = (frames(sup._frames, start_said + 25, call.legs[leg].frames_in - 25),
                   frames(agent.heard, start_agent, len(agent.heard)),
                   frames(caller.heard, 0, len(caller.heard)))
@@ -232,10 +233,11 @@ def test_a_supervisor_whispering_before_the_handoff_reaches_the_agent_once_bridg
         after = call.routing.sources_for(leg)
         caller.leave()
         await asyncio.wait_for(record.task, 10)
-        return before, window, after, leg
+        return before, bridged, window, after, leg
 
-    before, (needle, agent_heard, caller_heard), after, leg = run_within(main(), 30)
+    before, bridged, (needle, agent_heard, caller_heard), after, leg = run_within(main(), 30)
     assert before[leg] == ["bot", "caller"], before
+    assert bridged == ["agent", "caller"], bridged  # the bot is no longer the other side
     assert "supervisor:sue" not in before.get("caller", []), before
     assert presence(needle, agent_heard) > HEARD
     assert presence(needle, caller_heard) < NOT_HEARD
