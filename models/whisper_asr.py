@@ -113,15 +113,18 @@ class WhisperASR:
 
     def decode(self, audio: np.ndarray, window_s: float | None = None,
                embed_last_s: float | None = None, min_window_s: float | None = None,
-               margin_s: float | None = None) -> AsrResult:
+               margin_s: float | None = None, prompt: str = "") -> AsrResult:
         """Transcribe mono float32 16 kHz ``audio`` (one utterance).
 
         With ``embed_last_s``, the result also carries the mean encoder state over the last
         ``embed_last_s`` seconds of the audio (of its last 30 s piece, for longer audio).
         ``window_s`` fixes the window; ``min_window_s``/``margin_s`` replace the model's
-        window settings for this decode (the ASR ladder's cheap rung).
+        window settings for this decode (the ASR ladder's cheap rung). ``prompt``: text
+        given to Whisper as what was said before (its "previous text"), which steers how it
+        writes what it hears: digits as digits, for one.
         """
         start = time.perf_counter()
+        tokens = self._prompt_tokens(prompt)
         audio = np.asarray(audio, dtype=np.float32)
         audio_s = len(audio) / SAMPLE_RATE
         chunk = int(MAX_WINDOW_S * SAMPLE_RATE)
@@ -136,14 +139,14 @@ class WhisperASR:
             states = self._encode(piece, win)
             if embed_last_s is not None:
                 embedding = pool_states(_host_array(states), len(piece), embed_last_s)
-            text, logprob, nsp, too_long = self._generate(states, len(piece))
+            text, logprob, nsp, too_long = self._generate(states, len(piece), tokens)
             looping = too_long or compression_ratio(text) > COMPRESSION_RATIO_LIMIT
             if win < MAX_WINDOW_S and looping:
                 # A short window occasionally sends Whisper into a loop; the full
                 # window it was trained on does not.
                 win = MAX_WINDOW_S
                 states = self._encode(piece, win)
-                text, logprob, nsp, _ = self._generate(states, len(piece))
+                text, logprob, nsp, _ = self._generate(states, len(piece), tokens)
             used_window = max(used_window, win)
             texts.append(text)
             logprobs.append(logprob)
@@ -181,17 +184,27 @@ class WhisperASR:
         storage = ctranslate2.StorageView.from_array(features[None])
         return self._fw.model.encode(storage)
 
-    def _generate(self, states, n_samples: int) -> tuple[str, float, float, bool]:
+    def _prompt_tokens(self, prompt: str) -> list[int]:
+        """The decoder's start: the start-of-transcript sequence, after ``prompt`` as the
+        previous text when there is one."""
+        if not prompt:
+            return self._prompt
+        return [self._tokenizer.sot_prev, *self._tokenizer.encode(" " + prompt.strip()),
+                *self._prompt]
+
+    def _generate(self, states, n_samples: int, prompt: list[int]
+                  ) -> tuple[str, float, float, bool]:
         """(text, average log-probability, no-speech probability, implausibly long) from
-        the encoder ``states`` of ``n_samples`` of audio."""
+        the encoder ``states`` of ``n_samples`` of audio, decoded after ``prompt``."""
         # Speech yields under ~5 tokens a second: more than `plausible` tokens is a loop, and
         # max_length (of which CTranslate2 spends about half on generated tokens) bounds
         # what one costs.
         plausible = 12 + int(6 * n_samples / SAMPLE_RATE)
-        max_length = min(448, 2 * plausible + 8)
+        # The previous text counts towards max_length too.
+        max_length = min(448, 2 * plausible + 8 + len(prompt) - len(self._prompt))
         result = self._fw.model.generate(
             states,
-            [self._prompt],
+            [prompt],
             beam_size=self._beam_size,
             max_length=max_length,
             return_scores=True,

@@ -27,6 +27,16 @@ class CallContext:
     metrics: Metrics = field(default_factory=Metrics)
     samples: CallSamples = field(default_factory=CallSamples)
     clocks: dict[str, AudioClock] = field(default_factory=dict)
+    # The value the bot's last reply asked the caller for (a slot name, as BotReply.slot),
+    # "" when it asked none: set by the policy stage, read through :meth:`awaited`.
+    awaiting: str = ""
 
     def clock(self, leg: str) -> AudioClock:
         return self.clocks.setdefault(leg, AudioClock())
+
+    def awaited(self, leg: str) -> str:
+        """What ``leg``'s next words are expected to give: the slot the bot asked the caller
+        for, while the bot has the call (not once an agent has it); else ""."""
+        if leg != "caller" or self.settings.policy.mode != "bot":
+            return ""
+        return self.awaiting

@@ -6,6 +6,8 @@ API (pure functions, no state; the dialogue manager calls them on each caller an
     find_slots(text: str) -> dict[str, SlotValue]          # values volunteered with a cue word
     read_confirmation(text: str) -> Confirmation           # yes / no / "no, it's ..." / unclear
     digit_runs(text: str) -> list[str]                     # the digit strings said, in order
+    expects_digits(slot: str) -> bool                       # is the slot's value a digit string
+    digits_expected(slot: str) -> int | None                # how many digits, when fixed
     say_digits(digits: str) -> str                          # "3348" -> "three three four eight"
 
 ``SlotValue.value`` is the canonical form the business systems receive (ABCD's formats:
@@ -49,6 +51,10 @@ _DIGIT_WORD = {str(v): k for k, v in UNITS.items()}
 #: Slots read back for confirmation: a wrong digit in these sends the action astray.
 IDENTIFIERS = frozenset({"account_id", "order_id", "username", "email", "phone", "zip_code",
                          "pin_number", "street_address", "full_address"})
+#: Slots whose values are digit strings, read out one digit at a time.
+DIGIT_SLOTS = frozenset({"order_id", "zip_code", "pin_number", "phone"})
+#: How many digits a value has where the length is fixed (ABCD's formats; PINs vary).
+DIGIT_COUNTS = {"order_id": 10, "zip_code": 5, "phone": 10}
 
 
 @dataclass(frozen=True)
@@ -650,6 +656,19 @@ def normalise(slot: str, text: str) -> SlotValue | None:
     if value is None:
         return None
     return SlotValue(slot, value, _spoken(base, value), base in IDENTIFIERS)
+
+
+def expects_digits(slot: str) -> bool:
+    """Whether every value ``slot`` names ("order_id"; "customer_name|account_id": either)
+    is a digit string."""
+    parts = [s for s in slot.split("|") if s]
+    return bool(parts) and all(_base(s) in DIGIT_SLOTS for s in parts)
+
+
+def digits_expected(slot: str) -> int | None:
+    """How many digits the value of ``slot`` has, when that is fixed (a phone number's 10,
+    a zip code's 5); None for any other slot, and for "a|b"."""
+    return DIGIT_COUNTS.get(_base(slot))
 
 
 def _base(slot: str) -> str:

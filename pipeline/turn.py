@@ -10,7 +10,8 @@ moment the turn may end), with two things in hand:
 - the speculative final transcript of the utterance up to the pause (the ASR decodes it
   at the pause anyway), whose last words can say "not over" (:func:`unfinished`): a
   trailing conjunction or article ("... and"), a lead-in ("my number is"), a digit string
-  shorter than the number it was introduced as, Whisper's own trailing comma.
+  shorter than the number it was introduced as or the bot asked for ("What's your zip
+  code?" "9 4 1 ..."), Whisper's own trailing comma.
 
 The decision is a silence deadline: end now (Smart Turn confident, the words finished),
 else end once the silence reaches ``turn.max_wait_ms`` (Smart Turn unsure), or
@@ -31,7 +32,7 @@ import re
 import weakref
 from dataclasses import dataclass, field
 
-from switchboard.pipeline.spoken import digit_runs
+from switchboard.pipeline.spoken import digit_runs, digits_expected
 
 from switchboard.config import TurnOptions
 
@@ -78,8 +79,9 @@ paid call called help see saw tell told say said ask asked try tried let please 
 _LEAD_IN_MAX_WORDS = 5
 
 
-def unfinished(text: str) -> str | None:
-    """Why the words ``text`` ends with cannot end a turn, or None.
+def unfinished(text: str, awaiting: str = "") -> str | None:
+    """Why the words ``text`` ends with cannot end a turn, or None. ``awaiting``: the value
+    the bot asked the speaker for (``CallContext.awaited``), whose length a number has.
 
     Reasons: ``"comma"`` (Whisper ended the text on a comma, dash or ellipsis: it heard
     the sentence go on), ``"continues:<word>"`` (a trailing conjunction, article,
@@ -106,7 +108,7 @@ def unfinished(text: str) -> str | None:
         return "lead-in"
     runs = digit_runs(bare)
     if runs and _ends_with_digits(bare):
-        need = _digits_cue(words)
+        need = _digits_cue(words) or digits_expected(awaiting)
         if need is not None and len(runs[-1]) < need:
             return f"digits:{len(runs[-1])}/{need}"
     return None
@@ -171,10 +173,12 @@ class TurnDecider:
         self.opts = opts
         self.first_s = stop_ms / 1000  # the earliest a turn may end: VAD's stop_ms
 
-    def decide(self, probability: float | None, text: str | None) -> tuple[float, str]:
-        """The silence (s) after which the turn ends, and why."""
+    def decide(self, probability: float | None, text: str | None,
+               awaiting: str = "") -> tuple[float, str]:
+        """The silence (s) after which the turn ends, and why (``awaiting``: what the bot
+        asked the speaker for, see :func:`unfinished`)."""
         o = self.opts
-        why = unfinished(text) if (text and o.use_words) else None
+        why = unfinished(text, awaiting) if (text and o.use_words) else None
         if why is not None:
             return max(self.first_s, o.hold_ms / 1000), why
         if probability is None:

@@ -101,6 +101,10 @@ class ASROptions:
     # a decode as dear as a caller's final on the shared queue (docs/benchmarks.md).
     agent_partial_interval_ms: int = 2000
     speculative: bool = True
+    # Whisper's previous text while the bot waits for a number (a phone number, zip code,
+    # order ID or PIN): it then writes the digits it hears one by one, which the dialogue
+    # reads far more often right (scripts/eval_digits, docs/evaluation.md). "" turns it off.
+    digit_prompt: str = "My number is 4 1 5 2 0 9 7 3 6 8."
 
 
 @dataclass

@@ -35,3 +35,15 @@ def run_within(coro, seconds: float):
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def phone_line(audio):
+    """16 kHz float audio as the call center receives it from a phone: 8 kHz μ-law,
+    decoded and brought back to 16 kHz PCM16 bytes."""
+    import numpy as np
+    from switchboard.telephony import g711
+    from switchboard.telephony.resample import float_to_pcm16, resample
+
+    narrow = float_to_pcm16(resample(audio, 16000, 8000))
+    decoded = g711.ulaw_decode(g711.ulaw_encode(narrow)).astype(np.float32) / 32768.0
+    return float_to_pcm16(resample(decoded, 8000, 16000)).astype("<i2").tobytes()

@@ -9,13 +9,13 @@ from pipecat.processors.frame_processor import FrameDirection
 from switchboard.models.bundle import ModelQueue
 from switchboard.pipeline.audio_ring import AudioRing
 from switchboard.pipeline.context import CallContext
-from switchboard.pipeline.events import SpeechStarted
+from switchboard.pipeline.events import SpeechEnded, SpeechStarted
 from switchboard.pipeline.frames import EventFrame
 from switchboard.pipeline.stages.asr import ASRStage
 from switchboard.telephony import file_source
 from switchboard.telephony.audio_file import load
 
-from tests.helpers import generous_budgets
+from tests.helpers import generous_budgets, phone_line
 
 
 class _OwnQueue:
@@ -93,3 +93,73 @@ def test_the_agent_leg_has_partials_half_as_often(bundle, data, settings_factory
     assert len(caller) >= 3 and min(np.diff(caller)) >= 0.98, caller
     assert len(agent) >= 2 and min(np.diff(agent)) >= 1.98, agent
     assert len(agent) < len(caller)
+
+
+NUMBER = "Two two zero two one two six two nine eight."
+
+
+def _final_after(bundle, settings, audio: np.ndarray, awaiting: str,
+                 leg: str = "caller") -> str:
+    """The final transcript of ``audio`` (one utterance) on an ASR stage of a call whose
+    bot last asked the caller for ``awaiting``."""
+
+    async def run():
+        ctx = CallContext("digits", settings)
+        ctx.awaiting = awaiting
+        ring = AudioRing(seconds=30.0)
+        ring.append(0.0, audio)
+        stage = ASRStage(ctx, leg, ring, bundle)
+        t_end = len(audio) / 16000 - 0.1
+        try:
+            for event in (SpeechStarted(call_id="digits", leg=leg, t_audio=0.2, utterance=1),
+                          SpeechEnded(call_id="digits", leg=leg, t_audio=t_end, utterance=1,
+                                      t_start=0.2)):
+                await stage.process_frame(EventFrame(event), FrameDirection.DOWNSTREAM)
+            await stage.drain()
+        finally:
+            await stage.close()
+        return next(e.text for e in ctx.bus.history if e.kind == "transcript_final")
+
+    return asyncio.run(run())
+
+
+def _said(settings, text: str) -> np.ndarray:
+    """``text`` in the tests' steady Piper voice, through a phone leg, with a little
+    silence either side."""
+    from switchboard.models.tts import PiperTTS
+
+    tts = PiperTTS(settings.tts.voice, length_scale=1.1, noise=False)
+    pcm = np.frombuffer(phone_line(tts.synthesize(text)), "<i2").astype(np.float32)
+    silence = np.zeros(3200, np.float32)
+    return np.concatenate([silence, pcm / 32768.0, silence])
+
+
+def test_while_the_bot_waits_for_a_number_the_digits_come_out_one_by_one(
+        bundle, settings_factory):
+    """Asked for the order ID, the caller reads it out: decoded with asr.digit_prompt, the
+    dialogue reads the number. The same words after another question, on the agent's leg,
+    or once an agent has the call are decoded plainly, and tiny.en groups the digits
+    wrongly ("220-220-126-298")."""
+    from switchboard.pipeline.spoken import normalise
+
+    settings = generous_budgets(settings_factory())
+    audio = _said(settings, NUMBER)
+    prompted = _final_after(bundle, settings, audio, "order_id")
+    assert normalise("order_id", prompted).value == "2202126298", prompted
+    for awaiting, leg in (("customer_name", "caller"), ("", "caller"),
+                          ("order_id", "agent"), ("order_id", "handed off")):
+        if leg == "handed off":
+            settings.policy.mode, leg = "agent", "caller"
+        plain = _final_after(bundle, settings, audio, awaiting, leg)
+        assert plain != prompted and normalise("order_id", plain) is None, (awaiting, plain)
+
+
+def test_an_answer_without_a_digit_is_decoded_again_without_the_prompt(bundle,
+                                                                       settings_factory):
+    """The prompt makes Whisper repeat some sentences ("Yes that's right. Yes that's
+    right."): an answer to a number question that holds no digit is what a plain decode
+    hears."""
+    settings = generous_budgets(settings_factory())
+    audio = _said(settings, "Yes that's right.")
+    assert _final_after(bundle, settings, audio, "order_id") == \
+        _final_after(bundle, settings, audio, "")

@@ -19,9 +19,8 @@ from switchboard.telephony.file_edge import FileEdge
 
 from switchboard.callcenter import AgentDirectory, CallCenter
 from tests.correlate import presence
-from tests.helpers import generous_budgets, run_within
+from tests.helpers import generous_budgets, phone_line, run_within
 from tests.test_callcenter import RecordedAgents
-from tests.test_conversation import phone_line
 
 pytestmark = pytest.mark.slow
 

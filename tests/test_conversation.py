@@ -20,25 +20,15 @@ import time
 import numpy as np
 import pytest
 from switchboard.pipeline.dialogue import greeting
-from switchboard.telephony import g711
 from switchboard.telephony.edge import FRAME_BYTES
-from switchboard.telephony.resample import float_to_pcm16, resample
 
 from switchboard.callcenter import AgentDirectory, CallCenter
-from tests.helpers import generous_budgets, run_within
+from tests.helpers import generous_budgets, phone_line, run_within
 
 pytestmark = pytest.mark.slow
 
 CALLER_LENGTH_SCALE = 1.1  # the bot speaks at 1.0: two voices, as on a real call
 SILENCE = bytes(FRAME_BYTES)
-
-
-def phone_line(audio: np.ndarray) -> bytes:
-    """16 kHz float audio as the call center receives it from a phone: 8 kHz μ-law,
-    decoded and brought back to 16 kHz PCM16."""
-    narrow = float_to_pcm16(resample(audio, 16000, 8000))
-    decoded = g711.ulaw_decode(g711.ulaw_encode(narrow)).astype(np.float32) / 32768.0
-    return float_to_pcm16(resample(decoded, 8000, 16000)).astype("<i2").tobytes()
 
 
 class Script:

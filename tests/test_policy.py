@@ -71,6 +71,19 @@ def test_a_task_flow_collects_values_runs_the_action_and_closes(bundle, settings
     assert stage.manager.state.done == ["recover_username"]
 
 
+def test_the_call_knows_what_the_bot_asked_the_caller_for(bundle, settings_factory):
+    """The ASR and the end of turn read it (CallContext.awaited): the zip code while the
+    bot's question is out; nothing once it reads the value back."""
+    settings = generous_budgets(settings_factory())
+    turns = [("hi, I can't remember my username", "recover_username"),
+             ("Jane Demo", "out_of_scope")]
+    replies, stage = play(bundle, settings, turns)
+    assert (replies[-1].act, replies[-1].slot) == ("ask", "zip_code")
+    assert stage.ctx.awaiting == "zip_code"
+    replies, stage = play(bundle, settings, [*turns, ("nine four one zero seven", "")])
+    assert replies[-1].act == "confirm" and stage.ctx.awaiting == ""
+
+
 def test_a_faq_question_is_answered_from_the_answers_file(bundle, settings_factory):
     replies, _ = play(bundle, settings_factory(), [
         ("are your boots waterproof", "boots"), ("no that's all thanks", "out_of_scope")])

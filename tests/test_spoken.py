@@ -3,6 +3,7 @@
 import pytest
 from switchboard.pipeline.spoken import (
     digit_runs,
+    expects_digits,
     find_slots,
     normalise,
     read_confirmation,
@@ -208,3 +209,12 @@ def test_a_correction_renormalises():
 ])
 def test_find_slots(text, expected):
     assert {k: v.value for k, v in find_slots(text).items()} == expected
+
+
+def test_which_questions_wait_for_a_number():
+    """The ASR prompts Whisper for digits only when every value asked for is a number."""
+    for slot in ("phone", "zip_code", "order_id", "pin_number", "new_phone"):
+        assert expects_digits(slot), slot
+    for slot in ("account_id", "customer_name|account_id", "email", "username", "", "|"):
+        assert not expects_digits(slot), slot
+    assert expects_digits("order_id|phone")

@@ -46,6 +46,21 @@ def test_finished_words_do_not(text):
     assert unfinished(text) is None
 
 
+@pytest.mark.parametrize(("text", "awaiting", "why"), [
+    ("5 5 5 0 1 0", "phone", "digits:6/10"),
+    ("It is 555 010.", "phone", "digits:6/10"),
+    ("9 4 1", "zip_code", "digits:3/5"),
+    ("nine four one", "new_zip_code", "digits:3/5"),
+    ("94107.", "zip_code", None),
+    ("5 5 5 0 1 0 0 2 0 2", "phone", None),
+    ("1 7 3", "pin_number", None),  # a PIN's length varies: the words cannot tell
+    ("9 4 1", "", None),  # nobody asked for a number
+    ("I don't have it.", "phone", None),
+])
+def test_a_number_shorter_than_the_one_asked_for_holds(text, awaiting, why):
+    assert unfinished(text, awaiting) == why
+
+
 def test_the_decision_deadlines():
     opts = TurnOptions()
     decide = TurnDecider(opts, stop_ms=192).decide
@@ -61,10 +76,12 @@ def test_the_decision_deadlines():
 # --- the VAD stage with the real Silero VAD and Smart Turn, the words handed as the ASR would
 
 
-async def _vad_alone(settings, bundle, path, words, tail_s=2.5):
+async def _vad_alone(settings, bundle, path, words, tail_s=2.5, awaiting=""):
     """Run ``path`` through a VAD stage alone; at each pause, hand it ``words`` as the ASR
-    stage's speculative transcript. Returns the stage's turn decisions and its events."""
+    stage's speculative transcript (``awaiting``: what the bot asked the caller for).
+    Returns the stage's turn decisions and its events."""
     ctx = CallContext("turn-test", settings)
+    ctx.awaiting = awaiting
     stage = VADStage(ctx, "caller", bundle.vad_scorer)
     texts = turn_text(ctx, "caller")
     loop = asyncio.get_running_loop()
@@ -98,6 +115,27 @@ def test_a_trailing_and_holds_the_turn(bundle, data, settings_factory):
     waited = held[-1].t_decided - held[-1].t_speech_end
     assert opts.hold_ms / 1000 <= waited <= opts.hold_ms / 1000 + 2 * FRAME_S
     assert done[-1].t_decided - done[-1].t_speech_end <= opts.complete_wait_ms / 1000 + 0.04
+
+
+def test_a_caller_between_the_groups_of_the_number_asked_for_is_not_cut_off(
+        bundle, settings_factory, tmp_path):
+    """Asked for the zip code, the caller says "nine four one", pauses 0.9 s, and says
+    "zero seven": three digits of five, so the pause is held through. Asked for nothing,
+    the same pause ends the turn."""
+    import numpy as np
+    import soundfile as sf
+    from switchboard.models.tts import PiperTTS
+
+    settings = _settings(settings_factory)
+    tts = PiperTTS(settings.tts.voice, length_scale=1.1, noise=False)
+    gap = np.zeros(int(0.9 * 16000), np.float32)
+    path = tmp_path / "zip.wav"
+    sf.write(path, np.concatenate([gap[:3200], tts.synthesize("Nine four one."), gap,
+                                   tts.synthesize("Zero seven."), gap[:3200]]), 16000)
+    held, _ = asyncio.run(_vad_alone(settings, bundle, path, "9 4 1", awaiting="zip_code"))
+    ended, _ = asyncio.run(_vad_alone(settings, bundle, path, "9 4 1"))
+    assert held[0].reason == "digits:3/5" and held[0].resumed, held[0]
+    assert ended[0].t_decided is not None and not ended[0].resumed, ended[0]
 
 
 @pytest.mark.parametrize("name", ["vm-msgsaved.wav", "enter_account.wav",

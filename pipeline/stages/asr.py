@@ -18,6 +18,12 @@ The ``fallback_model`` rung decodes with ``asr.fallback_model`` on a shorter win
 stage, whose heads read embeddings of the main window, scores those utterances from the
 voice features alone. Decodes run on the bundle's Whisper worker queue, shared by every
 call (``ModelBundle.executor("asr")``).
+While the bot waits for a number from the caller (its last reply asked for a phone
+number, zip code, order ID or PIN: ``CallContext.awaited``), each decode of the caller's
+leg is given ``asr.digit_prompt`` as Whisper's previous text, so the digits come out one
+by one and the dialogue reads them right far more often (scripts/eval_digits); an answer
+that comes out with no digit at all is decoded again without it, as the prompt makes
+Whisper repeat some sentences ("Yes that's right. Yes that's right.").
 Every final is followed by a ``VoiceEmbeddingFrame``: the encoder's summary of how the
 utterance was said, which the prosody stage's anger and stress heads read.
 """
@@ -41,6 +47,7 @@ from switchboard.pipeline.events import (
     TranscriptPartial,
 )
 from switchboard.pipeline.frames import CallAudioFrame, EventFrame, VoiceEmbeddingFrame
+from switchboard.pipeline.spoken import expects_digits
 from switchboard.pipeline.stages.base import Stage
 from switchboard.pipeline.turn import turn_text
 
@@ -56,6 +63,16 @@ POST_ROLL_S = 0.02
 def fallback_label(opts: ASROptions) -> str:
     """The ``model`` a fallback-rung result carries: model and minimum window."""
     return f"{opts.fallback_model}@{opts.fallback_min_window_s:g}s"
+
+
+def decode_for(asr, audio, digit_prompt: str, **options):
+    """``asr.decode(audio, **options)``, with ``digit_prompt`` as the previous text when the
+    bot waits for a number; decoded again without it when no digit comes out."""
+    if digit_prompt:
+        result = asr.decode(audio, prompt=digit_prompt, **options)
+        if any(c.isdigit() for c in result.text):
+            return result
+    return asr.decode(audio, **options)
 
 
 class ASRStage(Stage):
@@ -143,11 +160,13 @@ class ASRStage(Stage):
         scoring window of it)."""
         opts = self.ctx.settings.asr
         last_s = self.ctx.settings.prosody.emotion_window_s if embed else None
+        prompt = opts.digit_prompt if expects_digits(self.ctx.awaited(self.leg)) else ""
         if self.monitor.rung != "fallback_model":
-            return self._bundle.asr(opts.model).decode(audio, embed_last_s=last_s)
-        result = self._bundle.asr(opts.fallback_model).decode(
-            audio, embed_last_s=last_s, min_window_s=opts.fallback_min_window_s,
-            margin_s=opts.fallback_window_margin_s)
+            return decode_for(self._bundle.asr(opts.model), audio, prompt,
+                              embed_last_s=last_s)
+        result = decode_for(
+            self._bundle.asr(opts.fallback_model), audio, prompt, embed_last_s=last_s,
+            min_window_s=opts.fallback_min_window_s, margin_s=opts.fallback_window_margin_s)
         return replace(result, model=fallback_label(opts))
 
     async def _decode(self, t0: float, t1: float, embed: bool = False):

@@ -119,6 +119,7 @@ class PolicyStage(Stage):
             return
         state = self.manager.state
         self._replies += 1
+        self.ctx.awaiting = (reply.slot or "") if reply.act == "ask" else ""
         await self.emit(BotReply(
             call_id=self.ctx.call_id, leg=self.leg, t_audio=intent.t_audio,
             latency_ms=self.clock.latency_ms(intent.t_audio), utterance=intent.utterance,

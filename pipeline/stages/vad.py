@@ -213,7 +213,8 @@ class VADStage(Stage):
                     call_id=self.ctx.call_id, leg=self.leg, t_audio=t_now, stage="turn",
                     error=f"{type(exc).__name__}: {exc}"))
         text = await self._texts.wait(utt, t_end, self._turn.text_wait_ms / 1000)
-        deadline, reason = self._decider.decide(probability, text)
+        deadline, reason = self._decider.decide(probability, text,
+                                                self.ctx.awaited(self.leg))
         self._decision = TurnDecision(utt, t_end, deadline, reason, probability, text, cost_ms)
         self._texts.decisions.append(self._decision)
         await self.observe("turn", cost_ms, t_now, publish=False)
