@@ -6,7 +6,8 @@ played into the call center in real time: each line once the bot has finished it
 and a short pause has passed, as a person on the phone does, answering what the bot asked
 (another phrasing when asked again, "no" to a wrong read-back). Each line is said in one
 breath (no commas: Piper pauses at them, longer than ``vad.stop_ms``, and the pause
-would end the caller's turn mid-sentence until the end of turn reads more than silence).
+would end the caller's turn mid-sentence until the end of turn reads more than silence),
+but for a phone number read out in groups, with a pause after each ("|" in the line).
 One call per flow family (FAQ, account access, order issue); each checks, from the call's
 events, the values the dialogue collected, what the bot answered and whether (and why)
 it handed off.
@@ -28,6 +29,7 @@ from tests.helpers import generous_budgets, phone_line, run_within
 pytestmark = pytest.mark.slow
 
 CALLER_LENGTH_SCALE = 1.1  # the bot speaks at 1.0: two voices, as on a real call
+PAUSE_S = 0.7  # a caller's pause between a number's groups: longer than the turn's 320 ms
 SILENCE = bytes(FRAME_BYTES)
 
 
@@ -65,7 +67,9 @@ class Script:
             return None
         self.said.append(text)
         if text not in self._audio:
-            self._audio[text] = self.voice(text)
+            # "|" is where the caller pauses (PAUSE_S), as between a number's groups.
+            gap = bytes(2 * int(PAUSE_S * 16000))
+            self._audio[text] = gap.join(self.voice(part.strip()) for part in text.split("|"))
         return self._audio[text]
 
 
@@ -222,8 +226,9 @@ def test_account_access_call_collects_confirms_and_acts(settings_factory, warm, 
     script = Script(voice, "Hi I forgot my username.", {
         "customer_name|account_id": ["My name is Sam Example.", "It is Sam Example."],
         "zip_code": ["One zero zero zero one.", "My zip code is one zero zero zero one."],
-        "phone": ["It is five five five zero one zero zero two zero two.",
-                  "Five five five zero one zero zero two zero two."],
+        # Read out in groups, with a pause after each, as people read phone numbers.
+        "phone": ["Five five five | zero one zero | zero two zero two.",
+                  "It is five five five zero one zero zero two zero two."],
     }, meant={"zip_code": "10001", "phone": "(555) 010-0202"})
     call, caller = converse(settings_factory, warm, script, seconds=240.0)
     said = replies(call)
@@ -238,6 +243,11 @@ def test_account_access_call_collects_confirms_and_acts(settings_factory, warm, 
     assert {k: v for k, v in done.slots.items() if k != "customer_name"} == {
         "zip_code": "10001", "phone": "(555) 010-0202"}, trace(call)
     assert set(done.confirmed) == {"zip_code", "phone"}
+    # The phone number, read out in groups with pauses longer than a turn's end, was one
+    # turn: asked for once, read back once, never answered between its groups.
+    assert [r.slot for r in said if r.act in ("ask", "confirm") and "phone" in r.slot] == \
+        ["phone", "phone"], trace(call)
+    assert script.said.count(script.answers["phone"][0]) == 1, script.said
     assert {r.flow for r in said[1:]} == {"recover_username"}
     assert not handoffs(call) and call.end_reason == "hangup"
 
