@@ -347,11 +347,17 @@ def test_callers_who_just_give_the_next_value_as_in_abcd_samples(plans):
     assert call.replies[-2].action.params["order_id"] == "1000000001"
 
 
-def test_a_read_back_without_any_answer_is_asked_a_few_times_then_handed_off(plans):
+def _order_id_read_back(plans) -> Call:
+    """A status call whose order ID, 1000000001, is being read back."""
     call = Call(plans)
     call.say("I want to check on my order", "status")
     call.say("Jane Demo")
     call.say("1000000001")
+    return call
+
+
+def test_a_read_back_without_any_answer_is_asked_a_few_times_then_handed_off(plans):
+    call = _order_id_read_back(plans)
     replies = [call.say("hmm let me think") for _ in range(4)]
     assert [r.act for r in replies] == ["confirm", "confirm", "confirm", "handoff"]
     assert not any(r.understood for r in replies[:3])
@@ -363,16 +369,10 @@ def test_the_value_said_back_as_read_is_a_yes_but_a_no_with_it_is_not(plans):
     take it (it was read back again and again, without end, before). "No, it's
     1000000001" contradicts itself: read back again a bounded number of times."""
     for said in ("It's 1000000001.", "1 0 0 0 0 0 0 0 0 1"):
-        call = Call(plans)
-        call.say("I want to check on my order", "status")
-        call.say("Jane Demo")
-        call.say("1000000001")
+        call = _order_id_read_back(plans)
         r = call.say(said)
         assert r.act == "ask" and call.m.state.slots["order_id"].confirmed, (said, r.text)
-    call = Call(plans)
-    call.say("I want to check on my order", "status")
-    call.say("Jane Demo")
-    call.say("1000000001")
+    call = _order_id_read_back(plans)
     replies = [call.say("no, it's 1000000001") for _ in range(4)]
     assert [r.act for r in replies] == ["confirm", "confirm", "confirm", "handoff"]
     assert not call.m.state.slots["order_id"].confirmed
