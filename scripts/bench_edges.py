@@ -1,6 +1,6 @@
 """Voice-to-voice through the WebRTC and media-stream edges beside SIP, on the same clips.
 
-    scripts/bench_edges [--edges sip,webrtc,media_stream] [--clips N]
+    scripts/bench_edges [--edges sip,webrtc,media_stream] [--clips N] [--fixed-jitter N]
                         [--json out/bench_edges.json]
 
 Starts the whole server in-process through scripts/bench_sip's ``Bench`` (so the SIP turn
@@ -21,6 +21,8 @@ off). WebRTC and media streams are timed AT THE CALLER, as a caller would hear i
 
 The speech end of each clip is bench_sip's (energy endpoint on the μ-law audio sent). A
 turn with the bot audible in the 600 ms before the speech end is not timed (``overlap``).
+``--fixed-jitter N`` holds the SIP jitter buffer at N packets instead of letting its depth
+follow the stream (telephony/sip/jitterbuffer.py): 3 is the depth before it adapted.
 Never fails on a threshold: it prints and writes JSON.
 """
 
@@ -141,12 +143,18 @@ async def amain(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="bench_edges-"))
     settings = bench_settings(workdir)
     settings.nlu.kb_dir = str(data / "kb" / "abcd")
+    if args.fixed_jitter:
+        sip = settings.sip
+        sip.jitter_prefetch_frames = sip.jitter_min_frames = sip.jitter_max_frames = \
+            args.fixed_jitter
     bundle = ModelBundle(settings)
     bundle.warm_up()
     result: dict[str, Any] = {
         "machine": machine() | {"loadavg_at_start": list(os.getloadavg())},
         "clips": [c.path for c in clips],
-        "method": {"audible_peak_16bit": AUDIBLE, "timed_at": "the caller"},
+        "method": {"audible_peak_16bit": AUDIBLE, "timed_at": "the caller",
+                   "sip_jitter": f"fixed {args.fixed_jitter}" if args.fixed_jitter
+                   else "adaptive"},
     }
     edges = args.edges.split(",")
     turns: dict[str, list[dict]] = {edge: [] for edge in edges}
@@ -199,6 +207,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--edges", default="sip,webrtc,media_stream")
     ap.add_argument("--clips", type=int, default=0, help="first N clips (0: all 16)")
+    ap.add_argument("--fixed-jitter", type=int, default=0, metavar="N",
+                    help="hold the SIP jitter buffer at N packets (0: adaptive)")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench_edges.json"))
     args = ap.parse_args()
     from loguru import logger

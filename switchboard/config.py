@@ -326,7 +326,13 @@ class SipOptions:
     default_expires_s: int = 3600
     min_expires_s: int = 60
     max_expires_s: int = 7200
-    jitter_prefetch_frames: int = 3  # 60 ms held before playout: the jitter absorbed
+    # Packets held before playout (20 ms each: the jitter absorbed, and delay added to
+    # every reply): the depth starts at jitter_prefetch_frames and follows the stream's
+    # jitter between jitter_min_frames and jitter_max_frames (telephony/sip/jitterbuffer.py);
+    # all three equal keep it fixed.
+    jitter_prefetch_frames: int = 2
+    jitter_min_frames: int = 1
+    jitter_max_frames: int = 8
     jitter_capacity_frames: int = 50  # 1 s: a stalled consumer loses the oldest audio
     rtcp_interval_s: float = 5.0
     bye_wait_s: float = 2.0  # hang-up waits this long for the BYE's 200, then moves on

@@ -291,3 +291,35 @@ def test_a_stall_does_not_become_delay_for_the_rest_of_the_call():
     assert min(depths[:15]) <= 3 + DRIFT_FRAMES
     assert loud_frames == 5  # every speech packet played: speech is never drained
     assert out_left <= SEND_QUEUE_MAX - 1 and stats.send_dropped >= 1
+
+
+def test_an_adaptive_depth_comes_down_on_quiet_packets_only():
+    """On a steady stream the jitter buffer asks for its spare packets to go (each is 20 ms
+    the caller waits for every reply): the session drops them in a pause, never in
+    speech, and the depth ends at the minimum."""
+    quiet = g711.ulaw_encode(np.zeros(160, np.int16))
+    loud = g711.ulaw_encode(_sine8k(160))
+
+    async def main(jitter_min):
+        session = await _session(jitter_prefetch=3, jitter_min=jitter_min)
+        session.jitter.window = 20
+        for seq in range(3):
+            session.jitter.put(seq, loud)
+        loud_frames, spoken_depths = 0, []
+        for tick in range(120):
+            seq = 3 + tick
+            session.jitter.put(seq, loud if seq < 63 else quiet)
+            frame = np.frombuffer(session._next_frame(), "<i2")
+            loud_frames += int(np.abs(frame).max() > 4000)
+            if seq < 63:
+                spoken_depths.append(len(session.jitter))
+        await session.close()
+        return session, loud_frames, spoken_depths
+
+    session, loud_frames, spoken_depths = asyncio.run(main(1))
+    fixed, fixed_loud, _ = asyncio.run(main(None))
+    assert loud_frames == fixed_loud >= 63  # every speech packet played
+    assert fixed.jitter.prefetch == 3 and fixed.stats.drained == 0
+    assert session.jitter.prefetch == 1 and session.jitter.shed == 0
+    assert session.stats.drained == 2 and len(session.jitter) == 1  # from 3 held
+    assert min(spoken_depths) == 3  # while speech went on, the spare packets stayed

@@ -146,6 +146,8 @@ class BaseCall:
             endpoint.media_host,
             jitter_prefetch=endpoint.options.jitter_prefetch_frames,
             jitter_capacity=endpoint.options.jitter_capacity_frames,
+            jitter_min=endpoint.options.jitter_min_frames,
+            jitter_max=endpoint.options.jitter_max_frames,
             rtcp_interval_s=endpoint.options.rtcp_interval_s,
         )
         self.edge: SipEdge | None = None

@@ -113,13 +113,16 @@ class RtpSession:
         *,
         jitter_prefetch: int = 3,
         jitter_capacity: int = 50,
+        jitter_min: int | None = None,
+        jitter_max: int = 8,
         send_queue_frames: int = 10,
         rtcp_interval_s: float = rtcp.REPORT_INTERVAL_S,
     ) -> None:
         self.host = host
         self.port = 0
         self.stats = RtpStats()
-        self.jitter = JitterBuffer(prefetch=jitter_prefetch, capacity=jitter_capacity)
+        self.jitter = JitterBuffer(prefetch=jitter_prefetch, capacity=jitter_capacity,
+                                   min_prefetch=jitter_min, max_prefetch=jitter_max)
         self.receiver_stats = rtcp.ReceiverStats()
         #: Called with each digit received (RFC 4733), on the event loop.
         self.on_dtmf: Callable[[str], None] | None = None
@@ -322,7 +325,7 @@ class RtpSession:
     def _next_frame(self) -> bytes:
         if not self.receiving or self._decoder is None:
             return SILENCE
-        late = len(self.jitter) > self.jitter.prefetch + DRIFT_FRAMES
+        late = len(self.jitter) > self.jitter.prefetch + DRIFT_FRAMES or self.jitter.shed > 0
         if late and len(self._pcm) < FRAME_BYTES:
             self._drain_one()
         while len(self._pcm) < FRAME_BYTES:
@@ -345,7 +348,8 @@ class RtpSession:
         return frame
 
     def _drain_one(self) -> None:
-        """Drop the next packet if it is quiet; else play it as usual."""
+        """Drop the next packet if it is quiet (one the jitter buffer asked to shed, or
+        over its depth after a stall); else play it as usual."""
         item = self.jitter.pop()
         if not isinstance(item, bytes):
             return
@@ -355,6 +359,7 @@ class RtpSession:
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
         if samples.size and float(np.sqrt(np.mean(samples * samples))) < QUIET_RMS:
             self.stats.drained += 1
+            self.jitter.shed = max(0, self.jitter.shed - 1)
         else:
             self._pcm += pcm
 
