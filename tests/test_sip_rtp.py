@@ -323,3 +323,23 @@ def test_an_adaptive_depth_comes_down_on_quiet_packets_only():
     assert session.jitter.prefetch == 1 and session.jitter.shed == 0
     assert session.stats.drained == 2 and len(session.jitter) == 1  # from 3 held
     assert min(spoken_depths) == 3  # while speech went on, the spare packets stayed
+
+
+def test_a_packet_is_shed_only_while_one_is_spare():
+    """Shedding the only packet held would leave the next pull with nothing: an underrun,
+    which the buffer would take for a late packet and deepen again."""
+    quiet = g711.ulaw_encode(np.zeros(160, np.int16))
+
+    async def main():
+        session = await _session(jitter_prefetch=1, jitter_min=1)
+        session.jitter.shed = 1
+        session.jitter.put(0, quiet)
+        session._next_frame()
+        session.jitter.put(1, quiet)
+        session._next_frame()
+        await session.close()
+        return session
+
+    session = asyncio.run(main())
+    assert session.stats.drained == 0 and session.jitter.shed == 1
+    assert session.jitter.stats.deepened == 0 and session.jitter.stats.played == 2

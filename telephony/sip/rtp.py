@@ -325,7 +325,9 @@ class RtpSession:
     def _next_frame(self) -> bytes:
         if not self.receiving or self._decoder is None:
             return SILENCE
-        late = len(self.jitter) > self.jitter.prefetch + DRIFT_FRAMES or self.jitter.shed > 0
+        depth, held = self.jitter.prefetch, len(self.jitter)
+        # A packet is shed only while one is spare: shedding the last would be an underrun.
+        late = held > depth + DRIFT_FRAMES or (self.jitter.shed > 0 and held > depth)
         if late and len(self._pcm) < FRAME_BYTES:
             self._drain_one()
         while len(self._pcm) < FRAME_BYTES:
