@@ -246,11 +246,13 @@ class LegJoined(Event):
 
 @dataclass
 class LegLeft(Event):
-    """A party left the call."""
+    """A party left the call; ``media``: how its connection's media went (the edge's
+    ``media_stats``; empty for edges without)."""
 
     kind: ClassVar[str] = "leg_left"
     role: str = ""
     reason: str = ""
+    media: dict = field(default_factory=dict)
 
 
 @dataclass

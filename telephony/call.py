@@ -240,7 +240,7 @@ class Call:
         except Exception:  # noqa: BLE001 - a vanished peer cannot be closed politely
             log.warning("call %s: closing %s failed", self.call_id, leg.id, exc_info=True)
         self.publish(LegLeft(call_id=self.call_id, leg=leg.id, t_audio=self.t_audio(),
-                             role=leg.role.value, reason=reason))
+                             role=leg.role.value, reason=reason, media=_media_stats(leg)))
 
     async def _pump(self, leg: Leg) -> None:
         """The party's audio, frame by frame, to the mixer and its graph."""
@@ -423,3 +423,16 @@ async def _finish(task: asyncio.Task, timeout: float) -> None:
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await asyncio.wait_for(task, timeout)
+
+
+def _media_stats(leg: Leg) -> dict:
+    """The leg's edge's ``media_stats()`` (telephony/edge.py), or {}: a record is kept
+    whatever the edge does."""
+    stats = getattr(leg.edge, "media_stats", None)
+    if stats is None:
+        return {}
+    try:
+        return dict(stats())
+    except Exception:  # noqa: BLE001 - counters are worth less than the record
+        log.warning("%s: media stats failed", leg.id, exc_info=True)
+        return {}

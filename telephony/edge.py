@@ -22,6 +22,9 @@ class MediaEdge(Protocol):
     ``receive`` paces the inbound side (a jitter buffer plays out one frame per 20 ms; a
     recording is read in real time); the call's mixer paces the outbound side by calling
     ``send`` once per 20 ms tick. ``on_dtmf`` is set by the call before audio flows.
+    An edge may also have ``media_stats() -> dict``: how its media went (packets lost,
+    late, dropped...), which the call puts in the leg's ``LegLeft`` event, so the record
+    of a bad call says what the line did.
     """
 
     #: Where the party is, for the record ("sip:alice@127.0.0.1:5062", "file:x.wav").

@@ -244,6 +244,12 @@ class MediaStreamEdge:
         self._gone.set()
         self._in.end()
 
+    def media_stats(self) -> dict[str, Any]:
+        """How the stream's media went, for the call record."""
+        return {"frames_in": self.frames_in, "dropped": dict(self.dropped),
+                "marks_sent": self._marks_sent, "marks_played": len(self.played_marks),
+                "clears": self.clears}
+
     # --- the MediaEdge seam
 
     async def receive(self) -> bytes | None:

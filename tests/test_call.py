@@ -235,3 +235,19 @@ def test_the_context_holds_the_words_of_a_turn_not_finished_yet(settings):
                                  text="And so my fellow Americans ask not"))
     assert call.context()["transcript"] == [
         {"leg": "caller", "t": 8.06, "text": "And so my fellow Americans ask not"}]
+
+
+def test_a_leaving_leg_carries_its_edges_media_stats_or_none():
+    """LegLeft.media: what the edge reports; {} for an edge without stats, or whose stats
+    fail (the leg still leaves, with its record)."""
+    from types import SimpleNamespace
+
+    from switchboard.telephony.call import _media_stats
+
+    def stats():
+        raise RuntimeError("socket gone")
+
+    counted = SimpleNamespace(media_stats=lambda: {"frames_in": 3})
+    for edge, expected in ((counted, {"frames_in": 3}), (SimpleNamespace(), {}),
+                           (SimpleNamespace(media_stats=stats), {})):
+        assert _media_stats(SimpleNamespace(id="caller", edge=edge)) == expected

@@ -237,9 +237,14 @@ def test_a_media_stream_caller_hears_the_bot_gets_marks_and_clear_on_barge_in(
     store = CallStore(settings.store.url)
     text = " ".join(t["text"] for t in store.transcript(calls[0]["call_id"])).lower()
     kinds = [e["kind"] for e in store.events(calls[0]["call_id"])]
+    (left,) = store.events(calls[0]["call_id"], kinds=["leg_left"])
     store.close()
     assert "nightfall" in text and "fellow america" in text, text
     assert "bot_reply_interrupted" in kinds
+    # How the stream went is in the record, as the edge counted it.
+    media = left["media"]
+    assert media["frames_in"] == edge.frames_in > 500 and media["clears"] == len(carrier.clears)
+    assert media["marks_played"] == len(edge.played_marks) >= 1
 
 
 def _edge():

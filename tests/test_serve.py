@@ -88,7 +88,12 @@ def test_a_sip_caller_hears_the_bot_and_the_call_is_recorded(settings, bundle, d
     store = CallStore(settings.store.url)
     record = store.get_call(calls[0]["call_id"])
     text = " ".join(t["text"] for t in store.transcript(calls[0]["call_id"])).lower()
+    (left,) = store.events(calls[0]["call_id"], kinds=["leg_left"])
     store.close()
+    # How the line did is in the record: sipp's 9 s of RTP (450 packets), played out.
+    media = left["media"]
+    assert media["rtp"]["received"] >= 400 and media["jitter_buffer"]["played"] >= 400, media
+    assert media["jitter_buffer"]["lost"] == 0 and 1 <= media["jitter_buffer"]["depth"] <= 8
     assert "fellow america" in text, text
     kinds = {e["kind"] for e in record["events"]} if "events" in record else set()
     assert {leg["role"] for leg in record["legs"]} == {"caller"}

@@ -128,6 +128,10 @@ class SipEdge:
         """RTP counters of this call."""
         return self._session.stats
 
+    def media_stats(self) -> dict[str, Any]:
+        """How the call's media went (RtpSession.media_stats), for the call record."""
+        return self._session.media_stats()
+
     @property
     def session(self) -> RtpSession:
         """The RTP session (jitter buffer stats, codec)."""

@@ -15,7 +15,8 @@ import random
 import socket
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from aiortc.rtp import RtcpPacket, RtcpSrPacket, RtpPacket
@@ -240,6 +241,14 @@ class RtpSession:
             event_packets(d)  # validate now rather than in the sender task
             self._dtmf_out.append(d)
         self._dtmf_ms = duration_ms
+
+    def media_stats(self) -> dict[str, Any]:
+        """How the call's media went, for its record: the RTP counters, the jitter buffer's
+        (and the depth it ended at), and the interarrival jitter (RFC 3550) in ms."""
+        return {"rtp": asdict(self.stats),
+                "jitter_buffer": asdict(self.jitter.stats) | {"depth": self.jitter.prefetch},
+                "interarrival_jitter_ms": round(
+                    1000 * self.receiver_stats.jitter / self.receiver_stats.clock_rate, 2)}
 
     async def close(self) -> None:
         """Stop sending and receiving; idempotent."""
