@@ -33,13 +33,14 @@ import numpy as np
 from _common import machine, write_json
 from switchboard.models.bundle import ModelBundle
 from switchboard.models.tts import PiperTTS
-from switchboard.pipeline.spoken import normalise, say_digits
+from switchboard.pipeline.spoken import DIGIT_COUNTS, normalise, say_digits
 from switchboard.pipeline.stages.asr import decode_for
 from train_emotion import telephone
 
 from switchboard.config import load_settings
 
 SEED = 20261130
+PIN_DIGITS = 4  # PINs vary in length (spoken.DIGIT_COUNTS has none): the common one
 SPEEDS = (1.0, 1.2)  # Piper length_scale: the bot's pace, and a slower caller
 # What a caller says around the number, per slot ({} is the number as spoken).
 FRAMES = {
@@ -61,7 +62,7 @@ def numbers(rng: random.Random, per_slot: int) -> list[tuple[str, str, str]]:
                 digits = str(rng.randint(2, 9)) + "".join(rng.choices("0123456789", k=9))
                 value = f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
             else:
-                n = {"zip_code": 5, "order_id": 10, "pin_number": 4}[slot]
+                n = DIGIT_COUNTS.get(slot, PIN_DIGITS)
                 digits = "".join(rng.choices("0123456789", k=n))
                 value = digits
             spoken = say_digits(digits)
@@ -93,7 +94,7 @@ def main() -> dict:
                 for s in SPEEDS for _ in range(args.renderings)]
 
     t0 = time.perf_counter()
-    rows, per_slot = [], {}
+    rows = []
     for slot, text, value in cases:
         for audio in said(text):
             row = {"slot": slot, "said": text, "value": value}
@@ -103,10 +104,12 @@ def main() -> dict:
                 row[name] = {"heard": heard, "value": got.value if got else None,
                              "right": got is not None and got.value == value}
             rows.append(row)
-            tally = per_slot.setdefault(slot, {"n": 0, "plain": 0, "prompted": 0})
-            tally["n"] += 1
-            tally["plain"] += row["plain"]["right"]
-            tally["prompted"] += row["prompted"]["right"]
+    per_slot = {}
+    for row in rows:
+        tally = per_slot.setdefault(row["slot"], {"n": 0, "plain": 0, "prompted": 0})
+        tally["n"] += 1
+        tally["plain"] += row["plain"]["right"]
+        tally["prompted"] += row["prompted"]["right"]
     control = []
     for text in CONTROL:
         for audio in said(text):
