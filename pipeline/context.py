@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from switchboard.pipeline.budgets import CallSamples, Metrics
 from switchboard.pipeline.bus import EventBus
 from switchboard.pipeline.clock import AudioClock
+from switchboard.pipeline.spoken import expects_digits
 
 from switchboard.config import Settings
 
@@ -30,6 +32,9 @@ class CallContext:
     # The value the bot's last reply asked the caller for (a slot name, as BotReply.slot),
     # "" when it asked none: set by the policy stage, read through :meth:`awaited`.
     awaiting: str = ""
+    # Where the caller's keys go while the bot waits for a number (pipeline/keypad.py):
+    # set by the caller's policy stage, fed by the call (telephony/call.py).
+    keypad: Callable[[str, float], None] | None = None
 
     def clock(self, leg: str) -> AudioClock:
         return self.clocks.setdefault(leg, AudioClock())
@@ -40,3 +45,8 @@ class CallContext:
         if leg != "caller" or self.settings.policy.mode != "bot":
             return ""
         return self.awaiting
+
+    def keys_a_number(self, leg: str) -> bool:
+        """Whether a key ``leg`` presses now is a digit of the number the bot asked for
+        (keyed in, pipeline/keypad.py) rather than a command such as 0 for an agent."""
+        return self.keypad is not None and expects_digits(self.awaited(leg))

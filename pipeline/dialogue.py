@@ -329,17 +329,18 @@ ASK: dict[str, tuple[str, ...]] = {
                       "last name?"),
     "account_id": ("What's your account ID?", "Could you spell out your account ID?"),
     "order_id": ("What's the order ID? It's the ten-digit number on your confirmation.",
-                 "Could you read me the order number, digit by digit?"),
+                 "Could you read me the order number, digit by digit, or key it in?"),
     "email": ("What's the email address on the account?", "Could you spell out your "
               "email address for me?"),
     "username": ("What's your username?", "Could you spell your username for me?"),
     "zip_code": ("What's your zip code?", "Could you give me the five digits of your zip "
-                 "code?"),
+                 "code? You can also key them in."),
     "phone": ("What's the phone number on the account?", "Could you read me your phone "
-              "number, with the area code?"),
+              "number, with the area code? You can also key it in."),
     "membership_level": ("What's your membership level: guest, bronze, silver or gold?",
                          "Are you a guest, or a bronze, silver or gold member?"),
-    "pin_number": ("For security, what's your PIN?", "Could you give me your PIN number?"),
+    "pin_number": ("For security, what's your PIN?", "Could you key in your PIN, then the "
+                   "pound key?"),
     "amount": ("How much was it, in dollars?", "What's the amount, in dollars?"),
     "shipping_option": ("Has the order shipped yet, is it on its way, or already "
                         "delivered?", "Where is the order now: not shipped yet, in "

@@ -165,6 +165,9 @@ class PolicyOptions:
     # An unrecognised fragment this short ("Hi.", "Also,") is a pause mid-thought, not a
     # request: the bot waits for more instead of asking the caller to repeat.
     min_words_to_clarify: int = 3
+    # A number keyed in (pipeline/keypad.py) is taken this long after the last key when
+    # the caller presses neither # nor all of its digits.
+    keypad_timeout_s: float = 4.0
 
 
 @dataclass

@@ -45,6 +45,7 @@ from switchboard.pipeline.events import (
     TranscriptPartial,
 )
 from switchboard.pipeline.frames import CallAudioFrame, ReplyAudioFrame
+from switchboard.pipeline.redact import MASK
 from switchboard.telephony.edge import FRAME_BYTES, MediaEdge
 from switchboard.telephony.hold import hold_music
 from switchboard.telephony.mixer import LiveSource, Mixer, PlayoutSource
@@ -355,9 +356,16 @@ class Call:
             leg.holding.clear()
 
     def _dtmf(self, leg: Leg, digit: str) -> None:
+        keyed = self.ctx.keys_a_number(leg.role.value)
+        # A number keyed in is as private as one said: the record keeps that a key was
+        # pressed, not which (the entry itself is stored as the caller's words, masked
+        # like a spoken number).
+        shown = MASK if keyed and digit.isdigit() else digit
         self.publish(DtmfReceived(call_id=self.call_id, leg=leg.id, t_audio=self.t_audio(),
-                                  digit=digit))
-        if self.on_dtmf:
+                                  digit=shown))
+        if keyed:
+            self.ctx.keypad(digit, self.t_audio())
+        elif self.on_dtmf:
             self.on_dtmf(leg.id, digit)
 
     def context(self) -> dict:

@@ -147,6 +147,37 @@ def test_dtmf_becomes_an_event_and_reaches_the_owner(settings, data):
     assert [e.digit for e in call.bus.history if e.kind == "dtmf"] == ["0"]
 
 
+def test_keys_go_to_the_keypad_while_the_bot_waits_for_a_number_and_stay_private(
+        settings, data):
+    """Asked for a zip code, the caller's keys are its digits, not commands (0 is not a
+    request for an agent then), and the record says a key was pressed, not which. Asked
+    nothing (or once an agent has the call), keys reach the owner as before."""
+    async def main():
+        call = Call("t4", "test", settings, bundle=None)
+        pressed, keyed = [], []
+        call.on_dtmf = lambda leg, d: pressed.append((leg, d))
+        call.ctx.keypad = lambda d, t: keyed.append(d)
+        call.start()
+        caller = FileEdge(bytes(640 * 10), hang_up=False)
+        call.add_leg("caller", Role.CALLER, caller, analyse=False)
+        call.ctx.awaiting = "zip_code"
+        for digit in "90#":
+            caller.press(digit)
+        call.ctx.awaiting = "customer_name"
+        caller.press("0")
+        call.ctx.awaiting = "zip_code"
+        call.settings.policy.mode = "agent"
+        caller.press("1")
+        await run_for(call, 0.05)
+        return call, pressed, keyed
+
+    call, pressed, keyed = asyncio.run(main())
+    assert keyed == ["9", "0", "#"]
+    assert pressed == [("caller", "0"), ("caller", "1")]
+    assert [e.digit for e in call.bus.history if e.kind == "dtmf"] == [
+        "[redacted]", "[redacted]", "#", "0", "1"]
+
+
 def test_the_callers_hang_up_ends_the_call_once_and_closes_every_leg(settings, data):
     async def main():
         call = Call("t4", "test", settings, bundle=None)

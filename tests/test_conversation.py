@@ -7,7 +7,8 @@ and a short pause has passed, as a person on the phone does, answering what the 
 (another phrasing when asked again, "no" to a wrong read-back). Each line is said in one
 breath (no commas: Piper pauses at them, longer than ``vad.stop_ms``, and the pause
 would end the caller's turn mid-sentence until the end of turn reads more than silence),
-but for a phone number read out in groups, with a pause after each ("|" in the line).
+but for a phone number read out in groups, with a pause after each ("|" in the line). An
+answer may be keyed instead ("keys:..."), one key every 0.2 s, as DTMF from the phone.
 One call per flow family (FAQ, account access, order issue); each checks, from the call's
 events, the values the dialogue collected, what the bot answered and whether (and why)
 it handed off.
@@ -31,6 +32,8 @@ pytestmark = pytest.mark.slow
 CALLER_LENGTH_SCALE = 1.1  # the bot speaks at 1.0: two voices, as on a real call
 PAUSE_S = 0.7  # a caller's pause between a number's groups: longer than the turn's 320 ms
 SILENCE = bytes(FRAME_BYTES)
+KEYS = "keys:"  # a script's answer keyed on the phone's keypad, one key every KEY_GAP_S
+KEY_GAP_S = 0.2
 
 
 class Script:
@@ -47,7 +50,8 @@ class Script:
         self._tries: dict[str, int] = {}
         self._audio: dict[str, bytes] = {}
 
-    def next_line(self, reply) -> bytes | None:
+    def next_line(self, reply) -> bytes | str | None:
+        """The next line's audio, or the keys to press ("keys:..." in the script)."""
         if reply is None or reply.act == "greet":
             text = self.opening if not self.said else None
         elif reply.act == "ask" and reply.slot in self.answers:
@@ -66,6 +70,8 @@ class Script:
         if text is None:
             return None
         self.said.append(text)
+        if text.startswith(KEYS):
+            return text.removeprefix(KEYS)
         if text not in self._audio:
             # "|" is where the caller pauses (PAUSE_S), as between a number's groups.
             gap = bytes(2 * int(PAUSE_S * 16000))
@@ -92,7 +98,7 @@ class ScriptedCaller:
         self.script = script
         self._quiet_s, self._pause_s, self._max_wait_s = quiet_s, pause_s, max_wait_s
         self._hold_s = hold_s
-        self._queued: list[bytes] = []
+        self._queued: list[bytes | str] = []
         self._done_at: float | None = None
         self._i = 0
         self._start: float | None = None
@@ -119,6 +125,9 @@ class ScriptedCaller:
         self._i += 1
         if self._queued:
             frame = self._queued.pop(0)
+            if isinstance(frame, str):
+                self.on_dtmf(frame)  # a key, as the SIP edge passes an RFC 4733 event on
+                frame = SILENCE
             if not self._queued:
                 self._waiting_since = time.monotonic()  # the line is said: now listen
             return frame
@@ -129,6 +138,12 @@ class ScriptedCaller:
             pcm = self.script.next_line(self._last_reply())
             if pcm is None:
                 self._done_at = now
+            elif isinstance(pcm, str):
+                gap = [SILENCE] * (int(KEY_GAP_S / 0.02) - 1)
+                self._queued = [SILENCE] * int(self._pause_s / 0.02) + [
+                    item for key in pcm for item in (key, *gap)]
+                self._bot_spoke = False
+                self._waiting_since = now
             else:
                 pcm += bytes(-len(pcm) % FRAME_BYTES)
                 self._queued = [SILENCE] * int(self._pause_s / 0.02) + [
@@ -256,7 +271,8 @@ def test_order_issue_the_bot_cannot_resolve_is_handed_off_with_the_record(
         settings_factory, warm, voice):
     script = Script(voice, "I was charged for the wrong quantity on my order.", {
         "customer_name|account_id": ["My name is Sam Example.", "It is Sam Example."],
-        "order_id": ["Three three four eight nine one seven five zero two.",
+        # Keyed on the keypad (its 0 is a digit here, not a request for an agent).
+        "order_id": ["keys:3348917502",
                      "The order ID is three three four eight nine one seven five zero two."],
         "shipping_option": ["It was already delivered.", "It has been delivered."],
     }, meant={"order_id": "3348917502"})
@@ -277,6 +293,11 @@ def test_order_issue_the_bot_cannot_resolve_is_handed_off_with_the_record(
     assert slots["customer_name"].endswith("Example"), trace(call)
     assert (slots["order_id"], slots["shipping_option"]) == ("3348917502", "delivered")
     assert "order_id" in record["confirmed"]
+    # The order ID was keyed once, taken at its tenth key, read back and confirmed.
+    assert script.said.count(script.answers["order_id"][0]) == 1, script.said
+    keyed = [e.text for e in call.bus.history
+             if e.kind == "transcript_final" and e.model == "keypad"]
+    assert keyed == ["3 3 4 8 9 1 7 5 0 2"], trace(call)
     # The agent gets the conversation, both sides, and the caller's anger trend.
     legs = [t["leg"] for t in handoff.context["transcript"]]
     assert legs[0] == "bot" and legs[-1] == "bot" and legs.count("caller") >= 4, legs

@@ -6,7 +6,7 @@ interface, and silent once the call is the agent's. Real dialogue, real FAQ answ
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from pipecat.frames.frames import EndFrame
 from pipecat.pipeline.pipeline import Pipeline
@@ -23,11 +23,31 @@ from switchboard.pipeline.stages.policy import PolicyStage
 from tests.helpers import generous_budgets, run_within
 
 
+@dataclass(frozen=True)
+class Keys:
+    """A turn keyed on the keypad: each key as the call passes it on, once the bot waits
+    for a number (CallContext.keys_a_number), then until the bot replies."""
+
+    keys: str
+
+
+async def until(condition, timeout: float = 30.0) -> None:
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out")
+
+
 def play(bundle, settings, turns, call_id="p-1", mode="bot"):
-    """Each (text, intent) as the NLU would publish it; the BotReply events back."""
+    """Each (text, intent) as the NLU would publish it, or :class:`Keys`; the BotReply
+    events back."""
     settings = replace(settings, policy=replace(settings.policy, mode=mode))
     ctx = CallContext(call_id, settings)
     stage = PolicyStage(ctx, "caller", bundle.dialogue(), bundle.executor("nlu"))
+
+    def replies():
+        return sum(e.kind == "bot_reply" for e in ctx.bus.history)
 
     async def main():
         task = PipelineTask(Pipeline([stage]), params=PipelineParams(), enable_rtvi=False,
@@ -36,7 +56,15 @@ def play(bundle, settings, turns, call_id="p-1", mode="bot"):
         runner = PipelineRunner(handle_sigint=False)
         await runner.add_workers(task)
         running = asyncio.ensure_future(runner.run())
-        for i, (text, intent) in enumerate(turns):
+        for i, turn in enumerate(turns):
+            if isinstance(turn, Keys):
+                await until(lambda: ctx.keys_a_number("caller"))
+                before = replies()
+                for key in turn.keys:
+                    ctx.keypad(key, float(i))
+                await until(lambda before=before: replies() > before)
+                continue
+            text, intent = turn
             await task.queue_frame(EventFrame(event=IntentDetected(
                 call_id=call_id, leg="caller", t_audio=float(i), utterance=i, text=text,
                 intent=intent, confidence=0.5)))
@@ -82,6 +110,33 @@ def test_the_call_knows_what_the_bot_asked_the_caller_for(bundle, settings_facto
     assert stage.ctx.awaiting == "zip_code"
     replies, stage = play(bundle, settings, [*turns, ("nine four one zero seven", "")])
     assert replies[-1].act == "confirm" and stage.ctx.awaiting == ""
+
+
+def test_a_number_keyed_on_the_keypad_answers_the_question(bundle, settings_factory):
+    """The zip code keyed after a false start (*), taken at its fifth digit; a phone
+    number one digit short, taken when the caller stops keying and asked again; then
+    keyed in full. The record has each entry as the caller's words, from the keypad."""
+    settings = generous_budgets(settings_factory())
+    settings.policy.keypad_timeout_s = 0.3
+    replies, stage = play(bundle, settings, [
+        ("hi, I can't remember my username", "recover_username"),
+        ("Jane Demo", "out_of_scope"),
+        Keys("99*94107"),
+        ("yes", "out_of_scope"),
+        Keys("555010010"),
+        Keys("5550100101"),
+        ("that's right", "out_of_scope"),
+    ])
+    acts = [(r.act, r.slot) for r in replies]
+    assert acts[:6] == [("ask", "customer_name|account_id"), ("ask", "zip_code"),
+                        ("confirm", "zip_code"), ("ask", "phone"), ("ask", "phone"),
+                        ("confirm", "phone")], acts
+    assert replies[-1].slots == {"customer_name": "Jane Demo", "zip_code": "94107",
+                                 "phone": "(555) 010-0101"}
+    keyed = [e for e in stage.ctx.bus.history if e.kind == "transcript_final"]
+    assert [e.text for e in keyed] == ["9 4 1 0 7", "5 5 5 0 1 0 0 1 0",
+                                       "5 5 5 0 1 0 0 1 0 1"]
+    assert {e.model for e in keyed} == {"keypad"}
 
 
 def test_a_faq_question_is_answered_from_the_answers_file(bundle, settings_factory):
@@ -177,7 +232,15 @@ def test_a_slow_back_end_holds_the_next_turn_not_the_frames(bundle, settings_fac
         runner = PipelineRunner(handle_sigint=False)
         await runner.add_workers(task)
         running = asyncio.ensure_future(runner.run())
-        for i, (text, intent) in enumerate(turns):
+        for i, turn in enumerate(turns):
+            if isinstance(turn, Keys):
+                await until(lambda: ctx.keys_a_number("caller"))
+                before = replies()
+                for key in turn.keys:
+                    ctx.keypad(key, float(i))
+                await until(lambda before=before: replies() > before)
+                continue
+            text, intent = turn
             await task.queue_frame(EventFrame(event=IntentDetected(
                 call_id="slow-crm", leg="caller", t_audio=float(i), utterance=i, text=text,
                 intent=intent, confidence=0.5)))

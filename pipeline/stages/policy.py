@@ -25,8 +25,9 @@ from switchboard.models.intent import OUT_OF_SCOPE
 from switchboard.pipeline.actions import ActionError, ActionRequest, ActionResult, Actions
 from switchboard.pipeline.context import CallContext
 from switchboard.pipeline.dialogue import DialogueManager, DialogueReply, FaqSource, FlowPlan
-from switchboard.pipeline.events import BotReply, IntentDetected
+from switchboard.pipeline.events import BotReply, IntentDetected, TranscriptFinal
 from switchboard.pipeline.frames import EventFrame
+from switchboard.pipeline.keypad import Keypad
 from switchboard.pipeline.stages.base import Stage
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ class PolicyStage(Stage):
                                        faq=self._kit.faq, seed=ctx.call_id)
         self._replies = 0
         self._in_turn = asyncio.Lock()  # FIFO: turns in the order the caller spoke them
+        self._keypad = Keypad()
+        self._keypad_timer: asyncio.TimerHandle | None = None
+        if leg == "caller":
+            ctx.keypad = self.key
 
     @property
     def bot_mode(self) -> bool:
@@ -73,6 +78,37 @@ class PolicyStage(Stage):
         if (isinstance(frame, EventFrame) and isinstance(frame.event, IntentDetected)
                 and frame.event.leg == self.leg == "caller" and self.bot_mode):
             self.spawn(self._in_order(frame.event))
+
+    def key(self, key: str, t_audio: float) -> None:
+        """A key the caller pressed while the bot waits for a number (the call sends only
+        those: CallContext.keys_a_number). A complete entry, or one left alone for
+        ``policy.keypad_timeout_s``, is the caller's answer."""
+        if self._keypad_timer is not None:
+            self._keypad_timer.cancel()
+            self._keypad_timer = None
+        entry = self._keypad.press(key, self.ctx.awaited(self.leg))
+        if entry is not None:
+            self._keyed(entry, t_audio)
+        elif self._keypad.keys:
+            self._keypad_timer = asyncio.get_running_loop().call_later(
+                self.ctx.settings.policy.keypad_timeout_s, self._keyed_late, t_audio)
+
+    def _keyed_late(self, t_audio: float) -> None:
+        self._keypad_timer = None
+        entry = self._keypad.take()
+        if entry is not None:
+            self._keyed(entry, t_audio)
+
+    def _keyed(self, entry: str, t_audio: float) -> None:
+        # Said digit by digit, as the ASR writes a number read out: the dialogue parses
+        # it, reads it back and the record masks it like any spoken number.
+        text = " ".join(entry)
+        self.ctx.bus.publish(TranscriptFinal(call_id=self.ctx.call_id, leg=self.leg,
+                                             t_audio=t_audio, t_start=t_audio, text=text,
+                                             model="keypad"))
+        self.spawn(self._in_order(IntentDetected(
+            call_id=self.ctx.call_id, leg=self.leg, t_audio=t_audio, intent=OUT_OF_SCOPE,
+            text=text)))
 
     async def _in_order(self, intent: IntentDetected) -> None:
         async with self._in_turn:
@@ -100,6 +136,11 @@ class PolicyStage(Stage):
         if not self.bot_mode:
             return  # handed off while the action ran: the agent tells the caller
         await self._say(manager.action_done(result), intent)
+
+    async def close(self) -> None:
+        if self._keypad_timer is not None:
+            self._keypad_timer.cancel()
+        await super().close()
 
     async def _perform(self, request: ActionRequest) -> ActionResult:
         actions = self._kit.actions
