@@ -25,6 +25,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import av
 from aiortc import (
@@ -111,6 +112,8 @@ class WebRtcEdge:
         #: Why the connection ended ("closed", "no media", "ice failed", our reason).
         self.ended: str | None = None
         self.frames_in = 0
+        self._clock_rate = 0  # the RTP clock: the decoded audio's rate (48 kHz Opus, 8 kHz G.711)
+        self._rtp: dict[str, Any] = {}  # the connection's counters, taken at the close
         self._in = PacedFrames(50)
         self._connected = asyncio.Event()
         self._failed = asyncio.Event()
@@ -153,6 +156,7 @@ class WebRtcEdge:
         try:
             for _ in range(MAX_FRAMES):
                 frame = await asyncio.wait_for(track.recv(), self.media_timeout_s)
+                self._clock_rate = frame.sample_rate
                 for out in resampler.resample(frame):
                     pcm += out.to_ndarray().tobytes()
                 while len(pcm) >= FRAME_BYTES:
@@ -217,11 +221,36 @@ class WebRtcEdge:
         if self.ended is None:
             self.outbound.push(pcm)
 
+    def media_stats(self) -> dict[str, Any]:
+        """How the connection's media went, for the call record: our frames and aiortc's
+        RTP counters as they stood at the close (empty if it was closed first)."""
+        return {"frames_in": self.frames_in, "dropped": self._in.dropped, "rtp": dict(self._rtp)}
+
+    async def _take_stats(self) -> None:
+        # aiortc's counters are only readable (async) while the connection is open.
+        try:
+            report = await asyncio.wait_for(self.pc.getStats(), 1.0)
+        except Exception:  # noqa: BLE001 - counters are worth less than a clean close
+            return
+        for stats in report.values():
+            if stats.type == "inbound-rtp":
+                self._rtp.update(received=stats.packetsReceived, lost=stats.packetsLost)
+                if self._clock_rate:
+                    self._rtp["interarrival_jitter_ms"] = round(
+                        1000 * stats.jitter / self._clock_rate, 2)
+            elif stats.type == "outbound-rtp":
+                self._rtp["sent"] = stats.packetsSent
+            elif stats.type == "remote-inbound-rtp":  # the peer's receiver report
+                self._rtp.update(peer_lost=stats.packetsLost,
+                                 round_trip_ms=round(1000 * stats.roundTripTime, 1))
+
     async def close(self, reason: str) -> None:
         """Tell the page why, then close the connection (idempotent)."""
         if self.ended is None:
             self.notify({"kind": "ended", "reason": reason})
             await asyncio.sleep(0.05)  # let the data channel carry it before DTLS closes
+        if self.pc.connectionState != "closed" and not self._rtp:
+            await self._take_stats()
         self._gone(reason)
         self.outbound.stop()
         with contextlib.suppress(Exception):
