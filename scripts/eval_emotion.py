@@ -24,7 +24,9 @@ instead: every choice (feature set, C, blend weights) made inside the training a
 each outer fold, only outer-fold figures reported, for the shipped configuration (the
 speaker's whole neutral set, and in-call references from the first ~3 s / ~12 s of speech
 without the population prior, as prosody.baseline_prior_s = 0 ships); plus the cue-family
-ablation. Writes out/eval_emotion_nested.json.
+ablation. Writes out/eval_emotion_nested.json. ``--speed-perturb``: the heads are also
+trained on speed-perturbed copies (train_emotion.SPEED_COPIES, more voices); the figures
+stay those of the clean and telephone copies.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from train_emotion import (
     DEFAULT_CACHE,
     EMBEDDING_CACHE,
     LR_C,
+    SPEED_COPIES,
     TASKS,
     TRAIN_COPIES,
     Corpus,
@@ -372,17 +375,23 @@ def main() -> None:
                     help="with --nested: keep every feature (choose C and the blend only)")
     ap.add_argument("--no-ablation", action="store_true",
                     help="with --nested: skip the cue-family ablation")
+    ap.add_argument("--speed-perturb", action="store_true",
+                    help="with --nested: train on speed-perturbed copies too")
     args = ap.parse_args()
+    if args.speed_perturb and not args.nested:
+        ap.error("--speed-perturb goes with --nested")
 
     t0 = time.perf_counter()
     corpus = load_corpus(shared_data())
-    feats = load_features(corpus, CONDITIONS, Path(args.cache) if args.cache else None)
-    embs = load_embeddings(corpus, CONDITIONS,
+    speed = tuple(SPEED_COPIES) if args.speed_perturb else ()
+    feats = load_features(corpus, CONDITIONS + speed,
+                          Path(args.cache) if args.cache else None)
+    embs = load_embeddings(corpus, CONDITIONS + speed,
                            Path(args.embedding_cache) if args.embedding_cache else None)
     if args.nested:
         nested_main(corpus, feats, embs, t0,
                     args.json if args.json != DEFAULT_JSON else str(NESTED_JSON),
-                    args.all_features, not args.no_ablation)
+                    args.all_features, not args.no_ablation, TRAIN_COPIES + speed)
         return
     res = {}
     for heads, matrices in (
@@ -411,7 +420,8 @@ def main() -> None:
 
 def nested_main(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray],
                 t0: float, json_path: str, all_features: bool = False,
-                with_ablation: bool = True) -> None:
+                with_ablation: bool = True,
+                train_copies: tuple[str, ...] = TRAIN_COPIES) -> None:
     """The nested evaluation and the cue-family ablation, printed and written to JSON."""
     import nested_emotion
 
@@ -423,7 +433,7 @@ def nested_main(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np
         return call_baselines(matrix, corpus, test, seconds, None)
 
     print("== nested selection", flush=True)
-    res = nested_emotion.run(corpus, feats, embs, refs, sets=sets)
+    res = nested_emotion.run(corpus, feats, embs, refs, sets=sets, train_copies=train_copies)
     print_nested(res)
     ablation = None
     if with_ablation:
@@ -433,6 +443,7 @@ def nested_main(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np
         "machine": machine(),
         "protocol": "nested: outer folds leave 2 actors out (8), inner 4 blocks of the 14 "
                     "training actors; every choice inside, outer figures only",
+        "training_copies": list(train_copies),
         "grid": {"feature_sets": list(sets),
                  "voice_c": nested_emotion.VOICE_C, "embedding_c": nested_emotion.EMB_C,
                  "voice_weight": nested_emotion.WEIGHTS,

@@ -99,8 +99,10 @@ class Data:
     """Features (and embeddings) of every copy, relative to the speaker's neutral mean."""
 
     def __init__(self, corpus: Corpus, feats: dict[str, np.ndarray],
-                 embs: dict[str, np.ndarray] | None):
+                 embs: dict[str, np.ndarray] | None,
+                 train_copies: tuple[str, ...] = TRAIN_COPIES):
         self.corpus = corpus
+        self.train_copies = train_copies  # the copies every head is fitted on
         self.spk, self.emo = corpus.speakers, corpus.emotions
         base = corpus.baseline_mask
         self.feats, self.embs = feats, embs
@@ -126,16 +128,16 @@ def _prob(spec: dict, x: np.ndarray, cols: np.ndarray | None = None) -> np.ndarr
 def _fit_voice(d: Data, head: str, train: np.ndarray, c: float, cols: np.ndarray) -> dict:
     rows, y = d.labels[head]
     sel = rows & train
-    x = np.vstack([d.norm[k][sel][:, cols] for k in TRAIN_COPIES])
-    return fit_logistic(x, np.tile(y[sel], len(TRAIN_COPIES)), c)
+    x = np.vstack([d.norm[k][sel][:, cols] for k in d.train_copies])
+    return fit_logistic(x, np.tile(y[sel], len(d.train_copies)), c)
 
 
 def _fit_emb(d: Data, head: str, train: np.ndarray, c: float) -> dict:
     rows, y = d.labels[head]
     sel = rows & train
-    x = np.vstack([np.hstack([d.norm[k][sel], d.emb_norm[k][sel]]) for k in TRAIN_COPIES])
+    x = np.vstack([np.hstack([d.norm[k][sel], d.emb_norm[k][sel]]) for k in d.train_copies])
     changes = d.channel[:, train].reshape(-1, d.channel.shape[2])
-    return fit_logistic(x, np.tile(y[sel], len(TRAIN_COPIES)), c, changes)
+    return fit_logistic(x, np.tile(y[sel], len(d.train_copies)), c, changes)
 
 
 def _emb_x(d: Data, copy: str, rows: np.ndarray) -> np.ndarray:
@@ -245,6 +247,7 @@ def fit_outer(d: Data, train: np.ndarray, chosen: dict[str, dict],
     spec["embedding"]["disagreement"] = chosen[SELECTED_HEADS[0]].get("disagreement",
                                                                        DISAGREEMENT)
     spec["embedding"]["channel_copies"] = list(CHANNEL_COPIES)
+    spec["training_copies"] = list(d.train_copies)
     spec["selection"] = {h: {k: v for k, v in per_head[h].items()
                              if k in ("features", "voice_c", "emb_c", "voice_weight")}
                          for h in HEADS}
@@ -343,15 +346,18 @@ V2_RECIPE = {h: {"features": "all", "voice_c": LR_C, "voice_weight": 0.5,
 def run(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray],
         call_refs, verbose: bool = True, fixed: dict[str, dict] | None = None,
         disagreement: float | None | str = "chosen",
-        sets: dict[str, np.ndarray] | None = None) -> dict[str, object]:
+        sets: dict[str, np.ndarray] | None = None,
+        train_copies: tuple[str, ...] = TRAIN_COPIES) -> dict[str, object]:
     """The nested evaluation; ``call_refs(feats_matrix, test_rows, seconds)``: the in-call
     references (eval_emotion.call_baselines without the population prior). ``fixed``:
     the same outer folds with these choices instead of the inner folds' (e.g. V2_RECIPE),
     for comparison. ``disagreement``: the fail-safe limit, "chosen" (the inner folds';
     DISAGREEMENT for a fixed recipe), a number, or None (the v2 blend). ``sets``: the
     feature sets to choose from (default :func:`feature_sets`; ``{"all": ...}``: C and
-    blend only)."""
-    d = Data(corpus, feats, embs)
+    blend only). ``train_copies``: the copies the heads are fitted on (TRAIN_COPIES, or
+    with train_emotion.SPEED_COPIES too); the figures are always the clean and telephone
+    copies'."""
+    d = Data(corpus, feats, embs, train_copies)
     sets = feature_sets() if sets is None else sets
     spk = d.spk
     n = len(spk)

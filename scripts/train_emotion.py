@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 
@@ -53,6 +54,7 @@ import _common  # noqa: F401  (puts the project on sys.path)
 import numpy as np
 import soundfile as sf
 from _common import ROOT, shared_data
+from scipy.signal import resample_poly
 from switchboard.models.emotion import (
     DEFAULT_WEIGHTS,
     FEATURE_NAMES,
@@ -94,6 +96,11 @@ CONDITIONS = ("clean", "telrg", "telbp", "up12", "dn12", "tel")
 TRAIN_COPIES = ("clean", "telrg", "telbp")
 #: The copies whose difference from the clean clip the embedding heads learn to ignore.
 CHANNEL_COPIES = ("telrg", "telbp", "tel", "up12", "dn12")
+#: Speed-perturbed copies (Kaldi's 0.9 and 1.1: pitch, formants and tempo move together,
+#: as in a voice with a longer or shorter vocal tract), each its own pseudo-speaker with
+#: its own reference: more voices to train on (eval_emotion --nested --speed-perturb).
+SPEED_COPIES = {"sp09": 0.9, "sp11": 1.1}
+KNOWN_COPIES = CONDITIONS + tuple(SPEED_COPIES)
 LICENCE = {
     "dataset": "RAVDESS speech, actors 01-16 (960 clips)",
     "citation": "Livingstone SR, Russo FA (2018) The Ryerson Audio-Visual Database of "
@@ -170,7 +177,15 @@ def random_gains(n: int, seed: int = SEED) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-12.0, 12.0, n)
 
 
+def speed(x: np.ndarray, factor: float) -> np.ndarray:
+    """``x`` played ``factor`` times as fast: resampled, then read at the same rate."""
+    ratio = Fraction(factor).limit_denominator(100)
+    return resample_poly(x, ratio.denominator, ratio.numerator).astype(np.float32)
+
+
 def transformed(condition: str, x: np.ndarray, rate: int, gain_db: float) -> np.ndarray:
+    if condition in SPEED_COPIES:
+        return speed(x, SPEED_COPIES[condition])
     if condition == "clean":
         return x
     if condition == "telrg":
@@ -240,7 +255,7 @@ def _per_copy(corpus: Corpus, conditions: tuple[str, ...], cache: Path | None, v
         with np.load(cache, allow_pickle=False) as z:
             if (str(z["version"]) == version and list(z["paths"]) == corpus.paths
                     and np.array_equal(z["gains"], gains)):
-                stored = {k: z[k] for k in z.files if k in CONDITIONS}
+                stored = {k: z[k] for k in z.files if k in KNOWN_COPIES}
     missing = [c for c in conditions if c not in stored]
     of_clip = make() if missing else None
     for c in missing:

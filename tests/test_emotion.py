@@ -447,3 +447,38 @@ def test_the_nested_choice_never_reads_the_held_out_actors(corpus, clean_feature
         assert 0.5 < chosen[head]["inner_ba"] <= 1.0
         # A limit is always set, the anger head's for every head (the strictest on a tie).
         assert chosen[head]["disagreement"] == nested_emotion.DISAGREEMENTS[0]
+
+
+def test_a_speed_perturbed_copy_is_a_faster_higher_voice():
+    """train_emotion.SPEED_COPIES: 1.1 is a tenth shorter and a tenth higher (200 Hz ->
+    220 Hz), 0.9 the other way; pitch, formants and tempo move together."""
+    rate = 16000
+    x = np.sin(2 * np.pi * 200 * np.arange(rate) / rate).astype(np.float32)
+    for copy, factor in train_emotion.SPEED_COPIES.items():
+        y = train_emotion.transformed(copy, x, rate, 0.0)
+        assert abs(len(y) - rate / factor) <= 1
+        spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+        peak = np.argmax(spectrum) * rate / len(y)
+        assert abs(peak - 200 * factor) < 2, (copy, peak)
+
+
+def test_the_nested_heads_are_fitted_on_the_copies_asked_for(corpus, clean_features):
+    """With the speed-perturbed copies asked for, the heads read them (here made NaN, so
+    the fit chokes); by default they do not."""
+    import nested_emotion
+
+    rows = np.isin(corpus.speakers, [f"ravdess_{i:02d}" for i in range(1, 5)])
+    sub = train_emotion.Corpus([p for p, r in zip(corpus.paths, rows, strict=True) if r],
+                               corpus.speakers[rows], corpus.emotions[rows],
+                               [a for a, r in zip(corpus.audio, rows, strict=True) if r],
+                               corpus.rate)
+    clean = clean_features[rows]
+    feats = {"clean": clean, "telrg": clean, "telbp": clean,
+             "sp11": np.full_like(clean, np.nan)}
+    every = np.ones(len(sub.paths), bool)
+    cols = np.ones(N_FEATURES, bool)
+    default = nested_emotion.Data(sub, feats, None)
+    assert np.isfinite(nested_emotion._fit_voice(default, "anger", every, 0.02, cols)["coef"]).all()
+    more = nested_emotion.Data(sub, feats, None, (*train_emotion.TRAIN_COPIES, "sp11"))
+    with pytest.raises(ValueError, match="NaN"):
+        nested_emotion._fit_voice(more, "anger", every, 0.02, cols)
