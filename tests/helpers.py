@@ -39,11 +39,16 @@ def run_within(coro, seconds: float):
 
 def phone_line(audio):
     """16 kHz float audio as the call center receives it from a phone: 8 kHz μ-law,
-    decoded and brought back to 16 kHz PCM16 bytes."""
-    import numpy as np
-    from switchboard.telephony import g711
-    from switchboard.telephony.resample import float_to_pcm16, resample
+    decoded and brought back to 16 kHz, as PCM16 bytes (the evaluations' telephone leg,
+    scripts/train_emotion.telephone)."""
+    import sys
+    from pathlib import Path
 
-    narrow = float_to_pcm16(resample(audio, 16000, 8000))
-    decoded = g711.ulaw_decode(g711.ulaw_encode(narrow)).astype(np.float32) / 32768.0
-    return float_to_pcm16(resample(decoded, 8000, 16000)).astype("<i2").tobytes()
+    from switchboard.telephony.resample import float_to_pcm16
+
+    scripts = str(Path(__file__).resolve().parents[1] / "scripts")
+    if scripts not in sys.path:
+        sys.path.append(scripts)
+    from train_emotion import telephone
+
+    return float_to_pcm16(telephone(audio, 16000)).astype("<i2").tobytes()
