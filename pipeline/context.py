@@ -35,6 +35,9 @@ class CallContext:
     # Where the caller's keys go while the bot waits for a number (pipeline/keypad.py):
     # set by the caller's policy stage, fed by the call (telephony/call.py).
     keypad: Callable[[str, float], None] | None = None
+    # The caller's words their next final continues, after a reply to them was withdrawn
+    # (TurnResumed): set by the policy stage, taken by the NLU stage.
+    resumes: str = ""
 
     def clock(self, leg: str) -> AudioClock:
         return self.clocks.setdefault(leg, AudioClock())

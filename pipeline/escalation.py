@@ -29,7 +29,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from switchboard.pipeline.events import BotReply, EmotionScore, Event, TranscriptFinal
+from switchboard.pipeline.events import (
+    BotReply,
+    EmotionScore,
+    Event,
+    TranscriptFinal,
+    TurnResumed,
+)
 
 from switchboard.config import EscalationOptions
 
@@ -124,6 +130,10 @@ class Escalation:
                 return HandoffReason(
                     "not_understood", f"{self._misunderstood} replies in a row without an "
                     "understood request", event.t_audio)
+        elif isinstance(event, TurnResumed):
+            # The caller had not finished: a withdrawn apology was no misunderstanding.
+            if event.act == "clarify":
+                self._misunderstood = max(0, self._misunderstood - 1)
         elif isinstance(event, EmotionScore):
             self._last_emotion = event
             return self._anger(event, event.t_audio)

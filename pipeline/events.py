@@ -283,6 +283,18 @@ class BotReplyInterrupted(Event):
 
 
 @dataclass
+class TurnResumed(Event):
+    """The caller talked over the start of the bot's reply to their words: they had not
+    finished. The reply ``reply_id`` is withdrawn (the dialogue is back where it was before
+    ``text``) and the caller's next words join ``text`` as one turn."""
+
+    kind: ClassVar[str] = "turn_resumed"
+    reply_id: int = 0
+    act: str = ""  # the withdrawn reply's dialogue act
+    text: str = ""
+
+
+@dataclass
 class HandoffRequested(Event):
     """The caller goes to a human: why, and what the agent gets with the call."""
 

@@ -168,6 +168,9 @@ class PolicyOptions:
     # A number keyed in (pipeline/keypad.py) is taken this long after the last key when
     # the caller presses neither # nor all of its digits.
     keypad_timeout_s: float = 4.0
+    # A caller who talks over the first this-many seconds of the reply to their words was
+    # still talking: the reply is withdrawn and their next words join the last (0: never).
+    resume_within_s: float = 1.5
 
 
 @dataclass

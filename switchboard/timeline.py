@@ -45,6 +45,8 @@ def describe(event: Event) -> str | None:
     if k == "reply_audio":
         return (f"bot audio  first sample {_ms(e.latency_ms)} after end of speech "
                 f"(TTS {e.tts_ms:.0f} ms, {e.duration_s:.1f} s)")
+    if k == "turn_resumed":
+        return f"withdrawn  reply {e.reply_id}: the caller was still talking"
     if k == "stage_degraded":
         return f"DEGRADED   {e.stage} → {e.rung} ({e.reason})"
     if k == "stage_error":

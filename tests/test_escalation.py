@@ -218,3 +218,22 @@ def test_only_clarifying_questions_count_as_not_understood(data):
     assert r.act == "clarify" and decided is None
     r, decided = turn("something about nothing at all")
     assert r.act == "clarify" and decided is not None and decided.rule == "not_understood"
+
+
+def test_an_apology_withdrawn_because_the_caller_was_still_talking_is_no_misunderstanding():
+    """A clarifying question the caller talked over at once (TurnResumed) does not count
+    toward "not understood twice in a row"; a clarifying question that stands does."""
+    from switchboard.pipeline.events import TurnResumed
+
+    def resumed(act):
+        return TurnResumed(call_id="c", leg="caller", t_audio=0.0, act=act, text="blah")
+
+    rules = Escalation(EscalationOptions(misunderstood_in_a_row=2))
+    assert rules.on_event(dialogue_reply("clarify")) is None
+    assert rules.on_event(resumed("clarify")) is None
+    assert rules.on_event(dialogue_reply("clarify")) is None
+    assert rules.on_event(dialogue_reply("clarify")).rule == "not_understood"
+    rules = Escalation(EscalationOptions(misunderstood_in_a_row=2))
+    rules.on_event(dialogue_reply("clarify"))
+    rules.on_event(resumed("ask"))  # only a withdrawn apology is taken back
+    assert rules.on_event(dialogue_reply("clarify")).rule == "not_understood"

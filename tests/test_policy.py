@@ -15,7 +15,7 @@ from pipecat.pipeline.task import PipelineParams, PipelineTask
 from switchboard.pipeline.context import CallContext
 from switchboard.pipeline.dialogue import FIXED_PHRASES as DIALOGUE_PHRASES
 from switchboard.pipeline.dialogue import GREETINGS, DialogueManager, greeting
-from switchboard.pipeline.events import IntentDetected
+from switchboard.pipeline.events import BotReplyInterrupted, IntentDetected, TranscriptFinal
 from switchboard.pipeline.frames import EventFrame
 from switchboard.pipeline.policy import ACKNOWLEDGEMENT, FIXED_PHRASES
 from switchboard.pipeline.stages.policy import PolicyStage
@@ -259,3 +259,110 @@ def test_a_slow_back_end_holds_the_next_turn_not_the_frames(bundle, settings_fac
     acts = [r.act for r in replies]
     assert acts[-3:] == ["act", "close", "goodbye"], acts
     assert "jdemo" in replies[-2].text or "j d e m o" in replies[-2].text
+
+
+class Heard:
+    """The caller's words as the ASR publishes them, through the real NLU and policy
+    stages: what the bot withdraws when the caller talks over the start of a reply."""
+
+    def __init__(self, bundle, settings):
+        from switchboard.pipeline.stages.nlu import NLUStage
+
+        self.ctx = ctx = CallContext("resume-1", settings)
+        _articles, index = bundle.knowledge()
+        worker = bundle.executor("nlu")
+        self.nlu = NLUStage(ctx, "caller", index, bundle.intents(), bundle.embedder(), worker)
+        self.policy = PolicyStage(ctx, "caller", bundle.dialogue(), worker)
+        self.utterance = 0
+
+    def events(self, kind: str) -> list:
+        return [e for e in self.ctx.bus.history if e.kind == kind]
+
+    async def say(self, task, text: str) -> None:
+        """A final transcript, as the ASR emits it; then until the bot replies."""
+        self.utterance += 1
+        before = len(self.events("bot_reply"))
+        final = TranscriptFinal(call_id="resume-1", leg="caller", t_audio=self.utterance,
+                                utterance=self.utterance, text=text)
+        self.ctx.bus.publish(final)
+        await task.queue_frame(EventFrame(event=final))
+        if text.strip():
+            await until(lambda: len(self.events("bot_reply")) > before)
+
+    def cut_in(self, played_s: float) -> None:
+        """The caller talks over the bot's last reply after ``played_s`` of it."""
+        last = self.events("bot_reply")[-1]
+        self.ctx.bus.publish(BotReplyInterrupted(call_id="resume-1", leg="caller",
+                                                 t_audio=self.utterance + 0.5,
+                                                 reply_id=last.reply_id, played_s=played_s))
+
+    def run(self, script) -> None:
+        async def main():
+            task = PipelineTask(Pipeline([self.nlu, self.policy]), params=PipelineParams(),
+                                enable_rtvi=False, enable_turn_tracking=False,
+                                idle_timeout_secs=None, cancel_on_idle_timeout=False)
+            runner = PipelineRunner(handle_sigint=False)
+            await runner.add_workers(task)
+            running = asyncio.ensure_future(runner.run())
+            await script(task)
+            await task.queue_frame(EndFrame())
+            await running
+            await self.nlu.close()
+            await self.policy.close()
+
+        run_within(main(), 120)
+
+
+def test_a_reply_the_caller_talks_over_at_once_is_withdrawn_and_their_words_joined(
+        bundle, settings_factory):
+    """Asked for the zip code, the caller says "nine four one", pauses, and the bot asks
+    again; the caller, still reading, talks over the first 0.4 s of it: that question is
+    withdrawn (the dialogue back to before "nine four one") and "zero seven" completes
+    the number. A read-back talked over is being answered, and a question talked over
+    2 s in was heard: both stand."""
+    heard = Heard(bundle, generous_budgets(settings_factory()))
+
+    async def script(task):
+        await heard.say(task, "hi, I can't remember my username")
+        await heard.say(task, "Jane Demo")
+        await heard.say(task, "nine four one")
+        assert heard.events("bot_reply")[-1].act == "ask"
+        heard.cut_in(0.4)
+        assert heard.ctx.resumes == "nine four one" and heard.ctx.awaiting == "zip_code"
+        await heard.say(task, "zero seven")
+        heard.cut_in(0.3)
+        await heard.say(task, "yes")
+        heard.cut_in(2.0)
+
+    heard.run(script)
+    (resumed,) = heard.events("turn_resumed")
+    assert (resumed.act, resumed.text) == ("ask", "nine four one")
+    assert resumed.reply_id == heard.events("bot_reply")[2].reply_id
+    replies = heard.events("bot_reply")
+    assert [(r.act, r.slot) for r in replies] == [
+        ("ask", "customer_name|account_id"), ("ask", "zip_code"), ("ask", "zip_code"),
+        ("confirm", "zip_code"), ("ask", "phone")]
+    assert replies[3].slots["zip_code"] == "94107"
+    state = heard.policy.manager.state
+    assert state.slots["zip_code"].confirmed and heard.ctx.resumes == ""
+    said = [text for who, text in state.transcript if who == "caller"]
+    assert "nine four one" not in said and "nine four one zero seven" in said, said
+    assert [e.text for e in heard.events("intent")][-2:] == ["nine four one zero seven", "yes"]
+
+
+def test_a_noise_that_cuts_in_gives_the_withdrawn_reply_back(bundle, settings_factory):
+    """The caller coughs over the start of a question (a final with no words): the
+    question they missed is asked again, from where the dialogue was."""
+    heard = Heard(bundle, generous_budgets(settings_factory()))
+
+    async def script(task):
+        await heard.say(task, "hi, I can't remember my username")
+        heard.cut_in(0.3)
+        before = len(heard.events("bot_reply"))
+        await heard.say(task, "")
+        await until(lambda: len(heard.events("bot_reply")) > before)
+
+    heard.run(script)
+    replies = heard.events("bot_reply")
+    assert [(r.act, r.slot) for r in replies] == [("ask", "customer_name|account_id")] * 2
+    assert len(heard.events("turn_resumed")) == 1 and heard.ctx.resumes == ""

@@ -1,4 +1,10 @@
-from switchboard.pipeline.events import BotReply, EmotionScore, StageLatency, TranscriptFinal
+from switchboard.pipeline.events import (
+    BotReply,
+    EmotionScore,
+    StageLatency,
+    TranscriptFinal,
+    TurnResumed,
+)
 
 from switchboard.timeline import describe, latency_lines
 
@@ -9,6 +15,8 @@ def test_describe_and_skip():
     assert "FINAL" in describe(final) and "+210 ms" in describe(final)
     assert "bot reply" in describe(BotReply(call_id="c", leg="caller", t_audio=2.0, text="hi"))
     assert describe(StageLatency(call_id="c", leg="caller", t_audio=0.0)) is None
+    assert "reply 3: the caller was still talking" in describe(
+        TurnResumed(call_id="c", leg="caller", t_audio=2.5, reply_id=3, act="ask"))
 
 
 def test_latency_table_marks_over_budget():

@@ -30,6 +30,7 @@ function gist(e) {
     case "leg_joined": case "leg_left": return `${e.role || ""} ${e.reason || ""}`;
     case "supervisor": return `${e.supervisor} ${e.mode || "left"}`;
     case "dtmf": return e.digit;
+    case "turn_resumed": return `reply ${e.reply_id} withdrawn: the caller was still talking`;
     default: return "";
   }
 }

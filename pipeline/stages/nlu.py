@@ -41,9 +41,12 @@ class NLUStage(Stage):
             await self._understand(frame.event)
 
     async def _understand(self, final: TranscriptFinal) -> None:
+        text = final.text
+        if self.ctx.resumes:  # the bot cut in on the caller: these words finish the last
+            text, self.ctx.resumes = f"{self.ctx.resumes} {text}", ""
         try:
             (passages, prediction, timings), ms = await self.run_costed(
-                self._analyse, final.text, self.monitor.rung == "lexical"
+                self._analyse, text, self.monitor.rung == "lexical"
             )
         except Exception as exc:  # noqa: BLE001
             await self.fail(final.t_audio, exc)
@@ -55,7 +58,7 @@ class NLUStage(Stage):
             intent=prediction.intent if prediction else OUT_OF_SCOPE,
             confidence=prediction.confidence if prediction else 0.0,
             candidates=list(prediction.ranked) if prediction else [],
-            text=final.text, **common,
+            text=text, **common,
         ))
         for step, step_ms in timings.items():
             await self.observe(step, step_ms, final.t_audio)

@@ -15,6 +15,7 @@ turn, never the leg's audio or the events behind it. The bot replies only while
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -24,13 +25,45 @@ from pipecat.processors.frame_processor import FrameDirection
 from switchboard.models.intent import OUT_OF_SCOPE
 from switchboard.pipeline.actions import ActionError, ActionRequest, ActionResult, Actions
 from switchboard.pipeline.context import CallContext
-from switchboard.pipeline.dialogue import DialogueManager, DialogueReply, FaqSource, FlowPlan
-from switchboard.pipeline.events import BotReply, IntentDetected, TranscriptFinal
+from switchboard.pipeline.dialogue import (
+    DialogueManager,
+    DialogueReply,
+    DialogueState,
+    FaqSource,
+    FlowPlan,
+)
+from switchboard.pipeline.events import (
+    BotReply,
+    BotReplyInterrupted,
+    Event,
+    IntentDetected,
+    SpeechEnded,
+    TranscriptFinal,
+    TurnResumed,
+)
 from switchboard.pipeline.frames import EventFrame
 from switchboard.pipeline.keypad import Keypad
 from switchboard.pipeline.stages.base import Stage
 
 log = logging.getLogger(__name__)
+
+
+#: Replies a caller may talk over at once because they had not finished: a question, an
+#: apology, an answer. Never a read-back (talking over it is the answer to it), an action
+#: under way, a handoff or a goodbye.
+WITHDRAWABLE = frozenset({"ask", "clarify", "close", "answer"})
+
+
+@dataclass
+class _Turn:
+    """The caller's last turn, as it can be withdrawn: the dialogue's state before it, and
+    the reply it got."""
+
+    intent: IntentDetected
+    before: DialogueState
+    awaiting: str
+    reply_id: int = 0
+    act: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,8 +96,11 @@ class PolicyStage(Stage):
         self._in_turn = asyncio.Lock()  # FIFO: turns in the order the caller spoke them
         self._keypad = Keypad()
         self._keypad_timer: asyncio.TimerHandle | None = None
+        self._last: _Turn | None = None  # the last turn, while it may still be withdrawn
+        self._resumed: _Turn | None = None  # withdrawn, waiting for the caller's next words
         if leg == "caller":
             ctx.keypad = self.key
+            ctx.bus.subscribe(self._on_event)
 
     @property
     def bot_mode(self) -> bool:
@@ -77,7 +113,40 @@ class PolicyStage(Stage):
         await self.push_frame(frame, direction)
         if (isinstance(frame, EventFrame) and isinstance(frame.event, IntentDetected)
                 and frame.event.leg == self.leg == "caller" and self.bot_mode):
+            self._resumed = None  # the caller's next words came: the NLU joined them
             self.spawn(self._in_order(frame.event))
+
+    # --- a reply the caller talks over at once
+
+    def _on_event(self, event: Event) -> None:
+        """On the call's bus: the caller cutting in on a reply, and what came of it."""
+        if event.leg != self.leg or not self.bot_mode:
+            return
+        if isinstance(event, BotReplyInterrupted):
+            self._withdraw(event)
+        elif self._resumed is not None and (
+                (isinstance(event, SpeechEnded) and event.too_short)
+                or (isinstance(event, TranscriptFinal) and not event.text.strip())):
+            # Only a noise cut in: the withdrawn reply is due after all.
+            turn, self._resumed, self.ctx.resumes = self._resumed, None, ""
+            self.spawn(self._in_order(turn.intent))
+
+    def _withdraw(self, event: BotReplyInterrupted) -> None:
+        """A caller who talks over the first ``policy.resume_within_s`` of the reply to
+        their words had not finished: the dialogue goes back to before those words, and
+        the NLU joins them to the caller's next (CallContext.resumes)."""
+        turn = self._last
+        if (turn is None or turn.reply_id != event.reply_id or turn.act not in WITHDRAWABLE
+                or event.played_s > self.ctx.settings.policy.resume_within_s
+                or self._in_turn.locked()):  # a turn under way owns the dialogue's state
+            return
+        self._last, self._resumed = None, turn
+        self.manager.state = copy.deepcopy(turn.before)
+        self.ctx.awaiting = turn.awaiting
+        self.ctx.resumes = turn.intent.text
+        self.ctx.bus.publish(TurnResumed(
+            call_id=self.ctx.call_id, leg=self.leg, t_audio=event.t_audio,
+            reply_id=turn.reply_id, act=turn.act, text=turn.intent.text))
 
     def key(self, key: str, t_audio: float) -> None:
         """A key the caller pressed while the bot waits for a number (the call sends only
@@ -103,6 +172,7 @@ class PolicyStage(Stage):
         # Said digit by digit, as the ASR writes a number read out: the dialogue parses
         # it, reads it back and the record masks it like any spoken number.
         text = " ".join(entry)
+        self._resumed, self.ctx.resumes = None, ""  # keys are a new answer, not more words
         self.ctx.bus.publish(TranscriptFinal(call_id=self.ctx.call_id, leg=self.leg,
                                              t_audio=t_audio, t_start=t_audio, text=text,
                                              model="keypad"))
@@ -123,12 +193,15 @@ class PolicyStage(Stage):
         if (manager.state.awaiting is None and intent.intent == OUT_OF_SCOPE
                 and len(intent.text.split()) < self.ctx.settings.policy.min_words_to_clarify):
             return
+        before = copy.deepcopy(manager.state)
+        awaiting = self.ctx.awaiting
         try:
             reply = await self.run_blocking(manager.turn, intent.text, intent.intent,
                                             intent.confidence)
         except Exception as exc:  # noqa: BLE001 - a failed turn is reported, the call goes on
             await self.fail(intent.t_audio, exc)
             return
+        self._last = _Turn(intent, before, awaiting, self._replies + 1, reply.act)
         await self._say(reply, intent)
         if reply.action is None:
             return
@@ -140,6 +213,7 @@ class PolicyStage(Stage):
     async def close(self) -> None:
         if self._keypad_timer is not None:
             self._keypad_timer.cancel()
+        self.ctx.bus.unsubscribe(self._on_event)
         await super().close()
 
     async def _perform(self, request: ActionRequest) -> ActionResult:
