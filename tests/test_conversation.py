@@ -8,7 +8,8 @@ and a short pause has passed, as a person on the phone does, answering what the 
 breath (no commas: Piper pauses at them, longer than ``vad.stop_ms``, and the pause
 would end the caller's turn mid-sentence until the end of turn reads more than silence),
 but for a phone number read out in groups, with a pause after each ("|" in the line). An
-answer may be keyed instead ("keys:..."), one key every 0.2 s, as DTMF from the phone.
+answer may be keyed instead ("keys:..."), one key every 0.2 s, as DTMF from the phone,
+and a line may go on once the bot has begun to answer ("^": a caller who had not finished).
 One call per flow family (FAQ, account access, order issue); each checks, from the call's
 events, the values the dialogue collected, what the bot answered and whether (and why)
 it handed off.
@@ -34,6 +35,11 @@ PAUSE_S = 0.7  # a caller's pause between a number's groups: longer than the tur
 SILENCE = bytes(FRAME_BYTES)
 KEYS = "keys:"  # a script's answer keyed on the phone's keypad, one key every KEY_GAP_S
 KEY_GAP_S = 0.2
+#: In a line ("^"): the caller keeps talking once the bot has started to answer (for
+#: BARGE_AFTER_S), as a caller who had not finished; at most BARGE_WAIT_S for it.
+BARGE = "^"
+BARGE_AFTER_S = 0.3
+BARGE_WAIT_S = 5.0
 
 
 class Script:
@@ -50,8 +56,9 @@ class Script:
         self._tries: dict[str, int] = {}
         self._audio: dict[str, bytes] = {}
 
-    def next_line(self, reply) -> bytes | str | None:
-        """The next line's audio, or the keys to press ("keys:..." in the script)."""
+    def next_line(self, reply) -> list[bytes] | str | None:
+        """The next line's audio (its parts, for each "^" one more), or the keys to press
+        ("keys:..." in the script)."""
         if reply is None or reply.act == "greet":
             text = self.opening if not self.said else None
         elif reply.act == "ask" and reply.slot in self.answers:
@@ -75,7 +82,9 @@ class Script:
         if text not in self._audio:
             # "|" is where the caller pauses (PAUSE_S), as between a number's groups.
             gap = bytes(2 * int(PAUSE_S * 16000))
-            self._audio[text] = gap.join(self.voice(part.strip()) for part in text.split("|"))
+            self._audio[text] = [
+                gap.join(self.voice(part.strip()) for part in said.split("|"))
+                for said in text.split(BARGE)]
         return self._audio[text]
 
 
@@ -99,6 +108,8 @@ class ScriptedCaller:
         self._quiet_s, self._pause_s, self._max_wait_s = quiet_s, pause_s, max_wait_s
         self._hold_s = hold_s
         self._queued: list[bytes | str] = []
+        self._loud_since: float | None = None  # the bot audible while the caller waits
+        self._barge_since: float | None = None
         self._done_at: float | None = None
         self._i = 0
         self._start: float | None = None
@@ -123,6 +134,14 @@ class ScriptedCaller:
         if self._closed.is_set():
             return None
         self._i += 1
+        if self._queued and self._queued[0] == BARGE:
+            now = time.monotonic()
+            self._barge_since = self._barge_since or now
+            heard = self._loud_since is not None and now - self._loud_since >= BARGE_AFTER_S
+            if not heard and now - self._barge_since < BARGE_WAIT_S:
+                return SILENCE
+            self._queued.pop(0)
+            self._loud_since = self._barge_since = None
         if self._queued:
             frame = self._queued.pop(0)
             if isinstance(frame, str):
@@ -145,9 +164,11 @@ class ScriptedCaller:
                 self._bot_spoke = False
                 self._waiting_since = now
             else:
-                pcm += bytes(-len(pcm) % FRAME_BYTES)
-                self._queued = [SILENCE] * int(self._pause_s / 0.02) + [
-                    pcm[i:i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
+                self._queued = [SILENCE] * int(self._pause_s / 0.02)
+                for k, part in enumerate(pcm):
+                    part += bytes(-len(part) % FRAME_BYTES)
+                    self._queued += [BARGE] * (k > 0) + [
+                        part[i:i + FRAME_BYTES] for i in range(0, len(part), FRAME_BYTES)]
                 self._bot_spoke = False
                 self._waiting_since = now
         if self._done_at is not None and now - self._done_at >= self._hold_s:
@@ -156,7 +177,10 @@ class ScriptedCaller:
 
     def send(self, pcm: bytes) -> None:
         self.heard.append(pcm)
-        if not self._queued and np.abs(np.frombuffer(pcm, "<i2")).max(initial=0) > 500:
+        loud = np.abs(np.frombuffer(pcm, "<i2")).max(initial=0) > 500
+        if loud and self._queued and self._queued[0] == BARGE and self._loud_since is None:
+            self._loud_since = time.monotonic()
+        if not self._queued and loud:
             self._bot_spoke, self._last_loud = True, time.monotonic()
 
     def leave(self) -> None:
@@ -308,3 +332,22 @@ def test_order_issue_the_bot_cannot_resolve_is_handed_off_with_the_record(
     statuses = [e.status for e in call.bus.history if e.kind == "handoff"]
     assert statuses and statuses[-1] == "callback_requested", statuses
     assert call.end_reason == "callback" and call.settings.policy.mode == "agent"
+
+
+def test_a_caller_still_talking_when_the_bot_answers_is_heard_out(
+        settings_factory, warm, voice):
+    """The caller stops after a first sentence, and keeps talking once the bot has begun
+    its answer: that answer is withdrawn (TurnResumed), the two sentences are one request,
+    and the bot goes on from there, with no misunderstanding counted."""
+    script = Script(voice, "I need some help with my account. ^ I forgot my username.", {
+        "customer_name|account_id": ["My name is Sam Example."]}, meant={})
+    call, caller = converse(settings_factory, warm, script)
+    resumed = [e for e in call.bus.history if e.kind == "turn_resumed"]
+    assert len(resumed) == 1, trace(call)
+    assert "help with my account" in resumed[0].text.lower(), resumed
+    joined = [e for e in call.bus.history if e.kind == "intent" and "username" in e.text]
+    assert joined and "help with my account" in joined[0].text.lower(), trace(call)
+    said = replies(call)
+    after = [r for r in said if r.reply_id > resumed[0].reply_id]
+    assert after[0].flow == "recover_username" and after[0].act == "ask", trace(call)
+    assert not handoffs(call) and call.end_reason == "hangup", trace(call)
