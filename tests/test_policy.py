@@ -39,6 +39,16 @@ async def until(condition, timeout: float = 30.0) -> None:
     raise AssertionError("timed out")
 
 
+async def started(processors):
+    """A pipecat task over ``processors``, running: (the task, the run to await)."""
+    task = PipelineTask(Pipeline(processors), params=PipelineParams(), enable_rtvi=False,
+                        enable_turn_tracking=False, idle_timeout_secs=None,
+                        cancel_on_idle_timeout=False)
+    runner = PipelineRunner(handle_sigint=False)
+    await runner.add_workers(task)
+    return task, asyncio.ensure_future(runner.run())
+
+
 def play(bundle, settings, turns, call_id="p-1", mode="bot"):
     """Each (text, intent) as the NLU would publish it, or :class:`Keys`; the BotReply
     events back."""
@@ -50,12 +60,7 @@ def play(bundle, settings, turns, call_id="p-1", mode="bot"):
         return sum(e.kind == "bot_reply" for e in ctx.bus.history)
 
     async def main():
-        task = PipelineTask(Pipeline([stage]), params=PipelineParams(), enable_rtvi=False,
-                            enable_turn_tracking=False, idle_timeout_secs=None,
-                            cancel_on_idle_timeout=False)
-        runner = PipelineRunner(handle_sigint=False)
-        await runner.add_workers(task)
-        running = asyncio.ensure_future(runner.run())
+        task, running = await started([stage])
         for i, turn in enumerate(turns):
             if isinstance(turn, Keys):
                 await until(lambda: ctx.keys_a_number("caller"))
@@ -226,21 +231,8 @@ def test_a_slow_back_end_holds_the_next_turn_not_the_frames(bundle, settings_fac
              ("that's right", ""), ("no that's all thanks", "")]
 
     async def main():
-        task = PipelineTask(Pipeline([stage, Probe()]), params=PipelineParams(),
-                            enable_rtvi=False, enable_turn_tracking=False,
-                            idle_timeout_secs=None, cancel_on_idle_timeout=False)
-        runner = PipelineRunner(handle_sigint=False)
-        await runner.add_workers(task)
-        running = asyncio.ensure_future(runner.run())
-        for i, turn in enumerate(turns):
-            if isinstance(turn, Keys):
-                await until(lambda: ctx.keys_a_number("caller"))
-                before = replies()
-                for key in turn.keys:
-                    ctx.keypad(key, float(i))
-                await until(lambda before=before: replies() > before)
-                continue
-            text, intent = turn
+        task, running = await started([stage, Probe()])
+        for i, (text, intent) in enumerate(turns):
             await task.queue_frame(EventFrame(event=IntentDetected(
                 call_id="slow-crm", leg="caller", t_audio=float(i), utterance=i, text=text,
                 intent=intent, confidence=0.5)))
@@ -298,12 +290,7 @@ class Heard:
 
     def run(self, script) -> None:
         async def main():
-            task = PipelineTask(Pipeline([self.nlu, self.policy]), params=PipelineParams(),
-                                enable_rtvi=False, enable_turn_tracking=False,
-                                idle_timeout_secs=None, cancel_on_idle_timeout=False)
-            runner = PipelineRunner(handle_sigint=False)
-            await runner.add_workers(task)
-            running = asyncio.ensure_future(runner.run())
+            task, running = await started([self.nlu, self.policy])
             await script(task)
             await task.queue_frame(EndFrame())
             await running
