@@ -10,6 +10,11 @@ what the dialogue says about the result follows. Turns run beside the frame flow
 time in arrival order: a slow back end (a webhook has up to its timeout) holds the next
 turn, never the leg's audio or the events behind it. The bot replies only while
 ``policy.mode`` is "bot": the call center flips it to "agent" at a handoff.
+
+Two ways in besides the caller's understood words: a number keyed on the keypad while the
+bot waits for one (pipeline/keypad.py) is a turn of its own, and a reply the caller talks
+over at once is withdrawn (``TurnResumed``): they had not finished, so their words join
+their next ones as one turn.
 """
 
 from __future__ import annotations
