@@ -40,6 +40,9 @@ from switchboard.pipeline.events import (
     LegHold,
     LegJoined,
     LegLeft,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
     SpeechStarted,
     TranscriptFinal,
     TranscriptPartial,
@@ -121,6 +124,7 @@ class Call:
         self._mixer_task: asyncio.Task | None = None
         self._cut_replies: set[int] = set()
         self._reply_started_at: dict[int, float] = {}
+        self._caller_talking = False  # the caller's VAD: in speech (not paused or ended)
         #: name → path of the call's WAV files once it has ended (recording on).
         self.recordings: dict[str, Path] = {}
         #: DTMF digits pressed on any leg: (leg id, digit); the owner decides what they do.
@@ -299,6 +303,10 @@ class Call:
     def _reply_started(self, tag: str, at: float) -> None:
         if tag.isdigit():  # a reply of the graph's, not an announcement
             self._reply_started_at[int(tag)] = at
+            if self._caller_talking and self.state is CallState.BOT:
+                # The caller went on talking while the reply was being made: it yields
+                # as to a barge-in (after this tick: the mixer is mid-frame).
+                asyncio.get_running_loop().call_soon(self.barge_in, self.t_audio())
 
     def say(self, pcm: bytes, tag: str = "announcement") -> None:
         """Play generated speech as the bot (to whoever hears the bot)."""
@@ -332,8 +340,14 @@ class Call:
         return caller.frames_in * 0.02 if caller else 0.0
 
     def _on_event(self, event: Event) -> None:
-        if (isinstance(event, SpeechStarted) and event.leg == "caller"
-                and self.state is CallState.BOT and self.bot.playing):
+        if event.leg != "caller":
+            return
+        if isinstance(event, (SpeechStarted, SpeechResumed)):
+            self._caller_talking = True
+        elif isinstance(event, (SpeechPaused, SpeechEnded)):
+            self._caller_talking = False
+        if (isinstance(event, SpeechStarted) and self.state is CallState.BOT
+                and self.bot.playing):
             self.barge_in(event.t_audio)
 
     def _hold(self, leg: Leg, held: bool) -> None:

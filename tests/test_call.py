@@ -5,7 +5,7 @@ import asyncio
 
 import numpy as np
 import pytest
-from switchboard.pipeline.events import SpeechStarted
+from switchboard.pipeline.events import SpeechEnded, SpeechStarted
 from switchboard.telephony.call import Call, CallState
 from switchboard.telephony.file_edge import FileEdge
 from switchboard.telephony.routing import Role, RoutingError
@@ -119,6 +119,35 @@ def test_caller_speech_over_a_reply_cuts_it_and_records_it(settings, data):
     assert len(cut) == 1 and cut[0].reply_id == 1 and 0.1 < cut[0].played_s < 0.6
     after = np.frombuffer(b"".join(caller.heard[at_cut + 1:]), "<i2")
     assert len(after) and np.abs(after).max() == 0
+
+
+def test_a_reply_that_begins_while_the_caller_is_talking_yields_at_once(settings, data):
+    """The caller went on talking while the bot made its reply (their turn's end was
+    wrong): the reply stops as it starts, recorded as interrupted, nearly unheard; once
+    the caller has stopped, the next reply plays."""
+    async def main():
+        call = Call("t5", "test", settings, bundle=None)
+        call.start()
+        caller = FileEdge(bytes(640 * 100), hang_up=False)
+        call.add_leg("caller", Role.CALLER, caller, analyse=False)
+        call.routing.connect("caller", "bot")
+        call.set_state(CallState.BOT)
+        call.publish(SpeechStarted(call_id="t5", leg="caller", t_audio=call.t_audio()))
+        call.say(prompt_audio(data).tobytes(), "1")
+        await asyncio.sleep(0.4)
+        at = len(caller.heard)
+        call.publish(SpeechEnded(call_id="t5", leg="caller", t_audio=call.t_audio()))
+        call.say(prompt_audio(data).tobytes(), "2")
+        await run_for(call, 0.5)
+        return call, caller, at
+
+    call, caller, at = asyncio.run(main())
+    cut = [e for e in call.bus.history if e.kind == "bot_reply_interrupted"]
+    assert [e.reply_id for e in cut] == [1] and cut[0].played_s <= 0.06, cut
+    before = np.frombuffer(b"".join(caller.heard[:at]), "<i2")
+    assert np.count_nonzero(before) <= 3 * 320, "more than a frame or two of reply 1 heard"
+    after = np.frombuffer(b"".join(caller.heard[at:]), "<i2")
+    assert np.abs(after).max() > 1000  # reply 2 plays
 
 
 def test_caller_speech_does_not_cut_an_announcement(settings, data):
