@@ -10,7 +10,8 @@ would end the caller's turn mid-sentence until the end of turn reads more than s
 but for a phone number read out in groups, with a pause after each ("|" in the line). An
 answer may be keyed instead ("keys:..."), one key every 0.2 s, as DTMF from the phone,
 and a line may go on once the bot has begun to answer ("^": a caller who had not finished).
-One call per flow family (FAQ, account access, order issue); each checks, from the call's
+One call per flow family (FAQ, account access, order issue), and one of a caller who
+had not finished; each checks, from the call's
 events, the values the dialogue collected, what the bot answered and whether (and why)
 it handed off.
 """
@@ -54,7 +55,7 @@ class Script:
         self.opening, self.answers, self.meant, self.closing = opening, answers, meant, closing
         self.said: list[str] = []
         self._tries: dict[str, int] = {}
-        self._audio: dict[str, bytes] = {}
+        self._audio: dict[str, list[bytes]] = {}
 
     def next_line(self, reply) -> list[bytes] | str | None:
         """The next line's audio (its parts, for each "^" one more), or the keys to press
