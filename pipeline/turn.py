@@ -23,18 +23,24 @@ so a run in --fast mode decides exactly as a live call would.
 :class:`TurnText` is how the ASR stage, downstream, hands the speculative transcript of a
 pause back to the VAD stage (one per call and leg, found by :func:`turn_text`): the graph
 builds the stages and is not ours to change, and the transcript must not become an event.
+Stages further down may listen too (the NLU stage embeds the words while the turn is
+being decided, so a turn that ends on them is understood sooner).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from switchboard.pipeline.spoken import digit_runs, digits_expected
 
 from switchboard.config import TurnOptions
+
+log = logging.getLogger(__name__)
 
 # Words after which an English sentence cannot end, whatever punctuation Whisper gave:
 # conjunctions, articles, possessives, prepositions that take an object, fillers. Particles
@@ -202,7 +208,12 @@ class TurnText:
 
     def __init__(self) -> None:
         self._futures: dict[tuple[int, int], asyncio.Future] = {}
+        self._listeners: list[Callable[[str], None]] = []
         self.decisions: list[TurnDecision] = []  # every decision, for evaluation and tests
+
+    def listen(self, fn: Callable[[str], None]) -> None:
+        """Call ``fn(text)`` with every pause's transcript that has words."""
+        self._listeners.append(fn)
 
     @staticmethod
     def _key(utterance: int, t_audio: float) -> tuple[int, int]:
@@ -219,6 +230,12 @@ class TurnText:
         fut = self._futures.get(self._key(utterance, t_audio))
         if fut is not None and not fut.done():
             fut.set_result(text)
+        if text and text.strip():
+            for fn in self._listeners:
+                try:
+                    fn(text)
+                except Exception:  # a listener only prepares: the turn must not depend on it
+                    log.exception("turn text listener failed")
 
     def forget(self, utterance: int, t_audio: float) -> None:
         """The pause is over (speech resumed or the turn ended): nobody waits for it."""

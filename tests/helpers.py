@@ -52,3 +52,30 @@ def phone_line(audio):
     from train_emotion import telephone
 
     return float_to_pcm16(telephone(audio, 16000)).astype("<i2").tobytes()
+
+
+async def until(condition, timeout: float = 30.0) -> None:
+    """Wait until ``condition()`` holds, polling every 10 ms; fail after ``timeout`` s."""
+    import asyncio
+
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+async def started(processors):
+    """A pipecat task over ``processors``, running: (the task, the run to await)."""
+    import asyncio
+
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.pipeline.runner import PipelineRunner
+    from pipecat.pipeline.task import PipelineParams, PipelineTask
+
+    task = PipelineTask(Pipeline(processors), params=PipelineParams(), enable_rtvi=False,
+                        enable_turn_tracking=False, idle_timeout_secs=None,
+                        cancel_on_idle_timeout=False)
+    runner = PipelineRunner(handle_sigint=False)
+    await runner.add_workers(task)
+    return task, asyncio.ensure_future(runner.run())

@@ -9,9 +9,6 @@ import asyncio
 from dataclasses import dataclass, replace
 
 from pipecat.frames.frames import EndFrame
-from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.runner import PipelineRunner
-from pipecat.pipeline.task import PipelineParams, PipelineTask
 from switchboard.pipeline.context import CallContext
 from switchboard.pipeline.dialogue import FIXED_PHRASES as DIALOGUE_PHRASES
 from switchboard.pipeline.dialogue import GREETINGS, DialogueManager, greeting
@@ -20,7 +17,7 @@ from switchboard.pipeline.frames import EventFrame
 from switchboard.pipeline.policy import ACKNOWLEDGEMENT, FIXED_PHRASES
 from switchboard.pipeline.stages.policy import PolicyStage
 
-from tests.helpers import generous_budgets, run_within
+from tests.helpers import generous_budgets, run_within, started, until
 
 
 @dataclass(frozen=True)
@@ -29,24 +26,6 @@ class Keys:
     for a number (CallContext.keys_a_number), then until the bot replies."""
 
     keys: str
-
-
-async def until(condition, timeout: float = 30.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("timed out")
-
-
-async def started(processors):
-    """A pipecat task over ``processors``, running: (the task, the run to await)."""
-    task = PipelineTask(Pipeline(processors), params=PipelineParams(), enable_rtvi=False,
-                        enable_turn_tracking=False, idle_timeout_secs=None,
-                        cancel_on_idle_timeout=False)
-    runner = PipelineRunner(handle_sigint=False)
-    await runner.add_workers(task)
-    return task, asyncio.ensure_future(runner.run())
 
 
 def play(bundle, settings, turns, call_id="p-1", mode="bot"):

@@ -73,6 +73,24 @@ def test_the_decision_deadlines():
     assert decide(None, None) == (opts.max_wait_ms / 1000, "no-score")
 
 
+
+def test_the_words_of_a_pause_reach_its_listeners_and_a_failing_one_harms_nothing():
+    """Listeners get each pause's words (not a pause without any); one that raises
+    neither stops the others nor the VAD stage's wait for the words."""
+    from switchboard.pipeline.turn import TurnText
+
+    async def main():
+        texts, heard = TurnText(), []
+        texts.listen(lambda text: 1 / 0)
+        texts.listen(heard.append)
+        texts.expect(1, 0.5)
+        texts.offer(1, 0.5, "my order")
+        texts.offer(2, 0.9, None)
+        texts.offer(3, 1.2, "  ")
+        return heard, await texts.wait(1, 0.5, 1.0)
+
+    assert asyncio.run(main()) == (["my order"], "my order")
+
 # --- the VAD stage with the real Silero VAD and Smart Turn, the words handed as the ASR would
 
 

@@ -5,10 +5,18 @@ retrieval over the knowledge base (``pipeline/retrieval.py``) and the intent cla
 trained from the deployment's example phrases (``pipeline/intents.py``), which answers
 ``out_of_scope`` when no intent is sure enough. On the ``lexical`` rung nothing is
 embedded: BM25 and the n-gram classifier answer alone.
+
+The vector is prepared ahead where it can be: at each pause the ASR stage's speculative
+transcript (:class:`~switchboard.pipeline.turn.TurnText`) is embedded while the VAD stage
+decides whether the turn is over, and a final with the same words (the usual case: the
+final reuses that decode when the caller said nothing more) finds its vector ready. The
+embedding then leaves the reply's path; its cost is still counted in the ``embedding``
+and ``nlu`` steps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import Executor
 
@@ -19,6 +27,7 @@ from switchboard.pipeline.context import CallContext
 from switchboard.pipeline.events import IntentDetected, KnowledgeHits, Passage, TranscriptFinal
 from switchboard.pipeline.frames import EventFrame
 from switchboard.pipeline.stages.base import Stage
+from switchboard.pipeline.turn import turn_text
 
 
 class NLUStage(Stage):
@@ -32,6 +41,10 @@ class NLUStage(Stage):
         self._index = index  # pipeline.retrieval.HybridIndex, or None without a KB
         self._intents = intents  # pipeline.intents.IntentDetector, or None without examples
         self._embedder = embedder  # models.embedder.MiniLMEmbedder, or None
+        # The words of the last pause and their vector being computed (see the docstring).
+        self._prepared: tuple[str, asyncio.Task] | None = None
+        if embedder is not None:
+            turn_text(ctx, leg).listen(self._prepare)
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -40,17 +53,57 @@ class NLUStage(Stage):
                 and frame.event.leg == self.leg and frame.event.text.strip()):
             await self._understand(frame.event)
 
+    def _words(self, text: str) -> str:
+        """What is understood of ``text``: after the caller's words the bot cut in on
+        (the bot withdrew its reply; these words finish the last)."""
+        return f"{self.ctx.resumes} {text}" if self.ctx.resumes else text
+
+    def _prepare(self, text: str) -> None:
+        """A pause's words: embed them now, in case the turn ends on them."""
+        if self.monitor.rung == "lexical":
+            return
+        if self._prepared is not None:
+            self._prepared[1].cancel()  # a later pause of the same turn: its words win
+        words = self._words(text)
+        self._prepared = (words, self.spawn(self.run_blocking(self._embed, words)))
+
+    def _embed(self, text: str) -> tuple[np.ndarray, float]:
+        """On the worker: the vector and its CPU ms (an injected delay, which stands for
+        a slow model, is counted once: on the final's own step)."""
+        t0 = time.thread_time()
+        vector = self._embedder.encode([text])[0]
+        return vector, (time.thread_time() - t0) * 1000
+
+    async def _ready_vector(self, text: str) -> tuple[np.ndarray, float] | None:
+        """The vector prepared for exactly ``text`` and its CPU ms, or None."""
+        prepared, self._prepared = self._prepared, None
+        if prepared is None or prepared[0] != text or self.monitor.rung == "lexical":
+            if prepared is not None:
+                prepared[1].cancel()
+            return None
+        try:
+            return await prepared[1]
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():
+                raise
+            return None
+        except Exception:  # noqa: BLE001 - the final embeds again and reports its own failure
+            return None
+
     async def _understand(self, final: TranscriptFinal) -> None:
-        text = final.text
-        if self.ctx.resumes:  # the bot cut in on the caller: these words finish the last
-            text, self.ctx.resumes = f"{self.ctx.resumes} {text}", ""
+        text = self._words(final.text)
+        self.ctx.resumes = ""
+        ready = await self._ready_vector(text)
         try:
             (passages, prediction, timings), ms = await self.run_costed(
-                self._analyse, text, self.monitor.rung == "lexical"
-            )
+                self._analyse, text, self.monitor.rung == "lexical",
+                None if ready is None else ready[0])
         except Exception as exc:  # noqa: BLE001
             await self.fail(final.t_audio, exc)
             (passages, prediction, timings), ms = ([], None, {}), None
+        if ready is not None:  # the embedding ran at the pause: still the turn's cost
+            timings["embedding"] = ready[1]
+            ms = None if ms is None else ms + ready[1]
         common = dict(call_id=self.ctx.call_id, leg=self.leg, t_audio=final.t_audio,
                       latency_ms=self.clock.latency_ms(final.t_audio), utterance=final.utterance)
         await self.emit(KnowledgeHits(passages=passages, **common))
@@ -66,14 +119,14 @@ class NLUStage(Stage):
             await self.observe("nlu", ms, final.t_audio)
 
     def _analyse(
-        self, text: str, lexical: bool
+        self, text: str, lexical: bool, vector: np.ndarray | None = None
     ) -> tuple[list[Passage], IntentPrediction | None, dict[str, float]]:
-        """On the worker: embed once, retrieve, classify; with each part's cost in CPU ms
-        (as :meth:`run_costed` counts the whole)."""
+        """On the worker: embed once (unless ``vector`` came prepared), retrieve,
+        classify; with each part's cost in CPU ms (as :meth:`run_costed` counts the
+        whole)."""
         opts = self.ctx.settings.nlu
         t0 = time.thread_time()
-        vector: np.ndarray | None = None
-        if not lexical and self._embedder is not None:
+        if vector is None and not lexical and self._embedder is not None:
             vector = self._embedder.encode([text])[0]
         t1 = time.thread_time()
         passages = [] if self._index is None else self._index.search(
