@@ -136,6 +136,8 @@ class NLUOptions:
     ``intent_examples``: TOML files of example phrases per intent (pipeline/intents.py),
     merged in order; add a site's own file after the bundled one. The out-of-scope
     thresholds are set from held-out data by ``scripts/eval_intent`` (docs/evaluation.md).
+    ``prepare_at_pause``: embed each pause's speculative words while the turn is decided
+    (a vector ready when the turn ends on them; costs one embedding per pause).
     """
 
     kb_dir: str = str(ROOT.parent / "shared" / "data" / "kb" / "abcd")
@@ -147,6 +149,7 @@ class NLUOptions:
     ])
     oos_threshold: float = -0.60  # best intent's SVM margin below this: "out_of_scope"
     lexical_oos_threshold: float = -0.81  # the same for the n-gram-only classifier (lexical rung)
+    prepare_at_pause: bool = True
 
 
 @dataclass

@@ -4,6 +4,8 @@ are the words the turn ends on. Real MiniLM, intents and knowledge base; no audi
 
 from __future__ import annotations
 
+import asyncio
+
 from pipecat.frames.frames import EndFrame
 from switchboard.pipeline.context import CallContext
 from switchboard.pipeline.events import TranscriptFinal
@@ -114,3 +116,18 @@ def test_words_the_bot_cut_in_on_are_part_of_the_prepared_turn(bundle, settings_
     joined = "I need some help with my account I forgot my username"
     assert heard.embedder.texts == [joined]
     assert heard.events("intent")[0].text == joined and heard.ctx.resumes == ""
+
+
+def test_preparing_at_the_pause_can_be_turned_off(bundle, settings_factory):
+    """``nlu.prepare_at_pause = false``: nothing is embedded until the final."""
+    heard = Understood(bundle, generous_budgets(settings_factory(
+        nlu={"prepare_at_pause": False})))
+
+    async def script(task):
+        heard.pauses.offer(1, 0.9, WORDS)
+        await asyncio.sleep(0.5)  # time enough to embed (~10 ms), were it on
+        assert heard.embedder.texts == []
+        await heard.say(task, WORDS)
+
+    heard.run(script)
+    assert heard.embedder.texts == [WORDS]

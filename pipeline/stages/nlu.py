@@ -43,7 +43,7 @@ class NLUStage(Stage):
         self._embedder = embedder  # models.embedder.MiniLMEmbedder, or None
         # The words of the last pause and their vector being computed (see the docstring).
         self._prepared: tuple[str, asyncio.Task] | None = None
-        if embedder is not None:
+        if embedder is not None and ctx.settings.nlu.prepare_at_pause:
             turn_text(ctx, leg).listen(self._prepare)
 
     async def process_frame(self, frame, direction: FrameDirection) -> None:
