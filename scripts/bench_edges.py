@@ -1,7 +1,7 @@
 """Voice-to-voice through the WebRTC and media-stream edges beside SIP, on the same clips.
 
     scripts/bench_edges [--edges sip,webrtc,media_stream] [--clips N] [--fixed-jitter N]
-                        [--json out/bench_edges.json]
+                        [--prepare-ab] [--json out/bench_edges.json]
 
 Starts the whole server in-process through scripts/bench_sip's ``Bench`` (so the SIP turn
 is bench_sip's own: sipp, timed on the wire by tcpdump) and, for each clip in turn, calls
@@ -23,7 +23,9 @@ The speech end of each clip is bench_sip's (energy endpoint on the μ-law audio 
 turn with the bot audible in the 600 ms before the speech end is not timed (``overlap``).
 ``--fixed-jitter N`` holds the SIP jitter buffer at N packets instead of letting its depth
 follow the stream (telephony/sip/jitterbuffer.py): 3 is the depth before it adapted.
-Never fails on a threshold: it prints and writes JSON.
+``--prepare-ab`` adds an edge ``sip_unprepared``: each clip's SIP call again, right after,
+with ``nlu.prepare_at_pause`` off (the final's words embedded after the turn ends), so the
+two share the moment's load. Never fails on a threshold: it prints and writes JSON.
 """
 
 from __future__ import annotations
@@ -157,6 +159,8 @@ async def amain(args: argparse.Namespace) -> dict:
                    else "adaptive"},
     }
     edges = args.edges.split(",")
+    if args.prepare_ab:
+        edges.insert(edges.index("sip") + 1, "sip_unprepared")
     turns: dict[str, list[dict]] = {edge: [] for edge in edges}
     bench = Bench(settings, bundle, workdir)
     await bench.start()
@@ -165,7 +169,9 @@ async def amain(args: argparse.Namespace) -> dict:
         for i, clip in enumerate(clips):
             for edge in edges:
                 caller = make_caller(f"{edge}{i:02d}", [(clip, False)])
-                if edge == "sip":
+                if edge.startswith("sip"):
+                    # Read by each call's NLU stage as it is built.
+                    settings.nlu.prepare_at_pause = edge == "sip"
                     t = _turns_of(caller, await bench.run([caller], 0.0, caller.name))[0]
                     t = {"clip": clip.path, "status": t["status"],
                          "v2v_ms": t.get("v2v_ms"), "server_v2v_ms": t.get("server_v2v_ms")}
@@ -209,8 +215,12 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=0, help="first N clips (0: all 16)")
     ap.add_argument("--fixed-jitter", type=int, default=0, metavar="N",
                     help="hold the SIP jitter buffer at N packets (0: adaptive)")
+    ap.add_argument("--prepare-ab", action="store_true",
+                    help="each SIP call again with nlu.prepare_at_pause off")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench_edges.json"))
     args = ap.parse_args()
+    if args.prepare_ab and "sip" not in args.edges.split(","):
+        ap.error("--prepare-ab goes with the sip edge")
     from loguru import logger
 
     logger.remove()  # pipecat's debug lines would bury the table
