@@ -131,3 +131,20 @@ def test_preparing_at_the_pause_can_be_turned_off(bundle, settings_factory):
 
     heard.run(script)
     assert heard.embedder.texts == [WORDS]
+
+
+def test_a_failing_model_is_reported_once_per_turn_not_per_pause(bundle, settings_factory):
+    """The NLU fails on its rung: the pause's embedding fails quietly, the final's failure
+    is the one error reported, and the turn still gets its (out-of-scope) intent."""
+    settings = generous_budgets(settings_factory())
+    settings.faults.fail_rungs = ["nlu:hybrid"]
+    heard = Understood(bundle, settings)
+
+    async def script(task):
+        heard.pauses.offer(1, 0.9, WORDS)
+        await asyncio.sleep(0.3)
+        await heard.say(task, WORDS)
+
+    heard.run(script)
+    assert len(heard.events("stage_error")) == 1
+    assert heard.events("intent")[0].intent == "out_of_scope"

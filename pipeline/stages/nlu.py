@@ -65,7 +65,10 @@ class NLUStage(Stage):
         if self._prepared is not None:
             self._prepared[1].cancel()  # a later pause of the same turn: its words win
         words = self._words(text)
-        self._prepared = (words, self.spawn(self.run_blocking(self._embed, words)))
+        task = self.spawn(self.run_blocking(self._embed, words))
+        # A failure here is the final's to report (it embeds again): retrieved, not logged.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._prepared = (words, task)
 
     def _embed(self, text: str) -> tuple[np.ndarray, float]:
         """On the worker: the vector and its CPU ms (an injected delay, which stands for
