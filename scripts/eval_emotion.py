@@ -463,6 +463,8 @@ def print_nested(res: dict) -> None:
             print(f"  {key:18} rest {a['balanced_accuracy']:.3f}/{a['roc_auc']:.3f}/{a['f1']:.2f}"
                   f"  calm {c['balanced_accuracy']:.3f}/{c['roc_auc']:.3f}/{c['f1']:.2f}"
                   f"  disgust {r['disgust_false_alarm']:.2f}  worst {worst[0]} {worst[1]:.3f}"
+                  + "".join(f"  {i} caught {v:.2f}"
+                            for i, v in r["angry_caught_by_intensity"].items())
                   + (f"  vetoed {veto['total']}/{veto['seen']} (max {veto['worst'][0]} "
                      f"{veto['worst'][1]})" if veto else ""))
 

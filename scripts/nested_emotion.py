@@ -307,6 +307,15 @@ def per_speaker(y: np.ndarray, score: np.ndarray, spk: np.ndarray,
             "ci95": [float(np.percentile(pooled, 2.5)), float(np.percentile(pooled, 97.5))]}
 
 
+def caught_by_intensity(anger: np.ndarray, angry: np.ndarray,
+                        intensities: np.ndarray | None) -> dict[str, float]:
+    """Share of the angry clips scored 5 or more, per acted intensity ({} if unknown)."""
+    if intensities is None:
+        return {}
+    return {i: float((anger[angry & (intensities == i)] >= 5).mean())
+            for i in sorted(set(intensities[angry]))}
+
+
 def report(d: Data, scores: dict[str, np.ndarray], voice: dict[str, np.ndarray],
            spread: bool = True) -> dict[str, object]:
     """Outer-fold figures of one set of scores ("copy/reference" -> 0-10 per head)."""
@@ -321,7 +330,8 @@ def report(d: Data, scores: dict[str, np.ndarray], voice: dict[str, np.ndarray],
              "disgust_false_alarm": float((s["anger"][emo == "disgust"] >= 5).mean()),
              "false_alarm_by_emotion": {e: float((s["anger"][emo == e] >= 5).mean())
                                         for e in sorted(set(emo)) if e != "angry"},
-             "angry_caught_by_intensity": {}}
+             "angry_caught_by_intensity": caught_by_intensity(
+                 s["anger"], angry, d.corpus.intensities)}
         if spread:
             r["angry_vs_rest/per_speaker"] = per_speaker(angry, s["anger"], spk)
             r["angry_vs_calm/per_speaker"] = per_speaker(

@@ -120,6 +120,7 @@ class Corpus:
     emotions: np.ndarray
     audio: list[np.ndarray]
     rate: int
+    intensities: np.ndarray | None = None  # "normal" / "strong" (RAVDESS), where known
 
     @property
     def durations(self) -> np.ndarray:
@@ -147,6 +148,7 @@ def load_corpus(data: Path, speakers: set[str] | None = None) -> Corpus:
         emotions=np.array([r["emotion"] for r in rows]),
         audio=audio,
         rate=rate,
+        intensities=np.array([r["intensity"] for r in rows]),
     )
 
 

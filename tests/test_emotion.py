@@ -449,6 +449,24 @@ def test_the_nested_choice_never_reads_the_held_out_actors(corpus, clean_feature
         assert chosen[head]["disagreement"] == nested_emotion.DISAGREEMENTS[0]
 
 
+def test_the_report_counts_the_angry_clips_caught_per_intensity(corpus):
+    """Each angry clip's acted intensity comes from labels.csv (RAVDESS: 4 normal, 4
+    strong per actor), and the report's share caught at 5 follows the scores given."""
+    import nested_emotion
+
+    angry = corpus.emotions == "angry"
+    assert corpus.intensities is not None
+    assert {i: int((corpus.intensities[angry] == i).sum()) for i in ("normal", "strong")} \
+        == {"normal": 64, "strong": 64}
+    # Strong anger scored 9, the first half of the normal clips 6, the rest 2.
+    anger = np.where(corpus.intensities == "strong", 9.0, 2.0)
+    normal = np.flatnonzero(angry & (corpus.intensities == "normal"))
+    anger[normal[:32]] = 6.0
+    assert nested_emotion.caught_by_intensity(anger, angry, corpus.intensities) == {
+        "normal": 0.5, "strong": 1.0}
+    assert nested_emotion.caught_by_intensity(anger, angry, None) == {}
+
+
 def test_a_speed_perturbed_copy_is_a_faster_higher_voice():
     """train_emotion.SPEED_COPIES: 1.1 is a tenth shorter and a tenth higher (200 Hz ->
     220 Hz), 0.9 the other way; pitch, formants and tempo move together."""
