@@ -308,6 +308,9 @@ _PHRASES: dict[str, tuple[str, ...]] = {
     "fixed": ("Did that fix it?", "Is it working now?"),
     "faq_which": ("What would you like to know about {title}?",
                   "What's your question about {title}?"),
+    # Before an answer with nothing else ahead of it: a fixed phrase (rendered at start-up)
+    # plays while the answer's first sentence renders (~0.3 s of Piper on 2 cores).
+    "answer_lead": ("Good question.", "Glad you asked.", "Sure, here's the answer."),
 }
 
 #: The call's opening lines (one per call, :func:`greeting`).
@@ -733,6 +736,7 @@ class DialogueManager:
         match = self.faq.select(st.flow, text) if self.faq is not None else None
         if match is not None and match.score >= self.options.faq_min_score:
             st.done.append(st.flow or "")
+            lead = lead or self._phrase("answer_lead")
             return self._close(" ".join(s for s in (lead, match.answer) if s))
         if first:
             st.awaiting = "faq_question"

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import pytest
+from switchboard.models.tts import split_sentences
 from switchboard.pipeline.actions import ActionKind, ActionResult, DemoActions
 from switchboard.pipeline.dialogue import ASK, FIXED_PHRASES, DialogueManager, flow_plans
 from switchboard.pipeline.knowledge import load_abcd
@@ -105,6 +106,21 @@ def test_faq_without_a_question_asks_which_then_answers(plans):
     call.m.faq = faq
     r = call.say("are they waterproof", "boots")
     assert r.act == "close" and "waterproof" in r.text
+
+
+def test_every_faq_answer_opens_with_a_phrase_rendered_at_start_up(plans):
+    """Asked at the start of the call (the acknowledgement leads) or after "what would you
+    like to know?" (a short lead): the first sentence is never the answer's own, so the
+    caller hears the bot at once while Piper renders the answer (~0.3 s here)."""
+    answer = "Promo codes expire seven days after they are issued."
+    for first in (True, False):
+        call = Call(plans, faq=StubFaq({"timing": answer} if first else {}))
+        if not first:
+            call.say("I have a question about promo codes", "timing")
+            call.m.faq = StubFaq({"timing": answer})
+        r = call.say("when do promo codes expire", "timing")
+        assert r.act == "close" and answer in r.text
+        assert split_sentences(r.text)[0] in FIXED_PHRASES, r.text
 
 
 def test_faq_with_no_answer_hands_off(plans):
