@@ -99,14 +99,12 @@ class NLUStage(Stage):
         ready = await self._ready_vector(text)
         try:
             (passages, prediction, timings), ms = await self.run_costed(
-                self._analyse, text, self.monitor.rung == "lexical",
-                None if ready is None else ready[0])
+                self._analyse, text, self.monitor.rung == "lexical", ready)
         except Exception as exc:  # noqa: BLE001
             await self.fail(final.t_audio, exc)
             (passages, prediction, timings), ms = ([], None, {}), None
-        if ready is not None:  # the embedding ran at the pause: still the turn's cost
-            timings["embedding"] = ready[1]
-            ms = None if ms is None else ms + ready[1]
+        if ready is not None and ms is not None:  # the pause's embedding: the turn's cost
+            ms += ready[1]
         common = dict(call_id=self.ctx.call_id, leg=self.leg, t_audio=final.t_audio,
                       latency_ms=self.clock.latency_ms(final.t_audio), utterance=final.utterance)
         await self.emit(KnowledgeHits(passages=passages, **common))
@@ -122,15 +120,15 @@ class NLUStage(Stage):
             await self.observe("nlu", ms, final.t_audio)
 
     def _analyse(
-        self, text: str, lexical: bool, vector: np.ndarray | None = None
+        self, text: str, lexical: bool, prepared: tuple[np.ndarray, float] | None = None
     ) -> tuple[list[Passage], IntentPrediction | None, dict[str, float]]:
-        """On the worker: embed once (unless ``vector`` came prepared), retrieve,
-        classify; with each part's cost in CPU ms (as :meth:`run_costed` counts the
-        whole)."""
+        """On the worker: embed once (unless the vector and its cost came ``prepared``),
+        retrieve, classify; with each part's cost in CPU ms (as :meth:`run_costed` counts
+        the whole, less a prepared embedding)."""
         opts = self.ctx.settings.nlu
-        t0 = time.thread_time()
-        if vector is None and not lexical and self._embedder is not None:
-            vector = self._embedder.encode([text])[0]
+        vector, embed_ms = prepared or (None, 0.0)
+        if prepared is None and not lexical and self._embedder is not None:
+            vector, embed_ms = self._embed(text)
         t1 = time.thread_time()
         passages = [] if self._index is None else self._index.search(
             text, opts.top_k, lexical_only=lexical, query_vector=vector
@@ -139,7 +137,7 @@ class NLUStage(Stage):
         prediction = None if self._intents is None else self._intents.detect(text, vector)
         t3 = time.thread_time()
         return passages, prediction, {
-            "embedding": (t1 - t0) * 1000,
+            "embedding": embed_ms,
             "retrieval": (t2 - t1) * 1000,
             "intent": (t3 - t2) * 1000,
         }
