@@ -476,8 +476,6 @@ class _LogisticHead:
     """Standardisation followed by a logistic regression: p = sigmoid(coef . z + intercept)."""
 
     def __init__(self, spec: dict[str, Any], dims: int = N_FEATURES):
-        if spec.get("kind") != "logistic":
-            raise ValueError(f"unknown head kind {spec.get('kind')!r}")
         self.mean = _vector(spec, "scaler_mean", dims)
         self.scale = _vector(spec, "scaler_scale", dims)
         self.coef = _vector(spec, "coef", dims)
@@ -490,6 +488,67 @@ class _LogisticHead:
 
     def probability(self, x: np.ndarray) -> float:
         return _sigmoid(float(x @ self._w) + self._b)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`probability` of each row of ``x``."""
+        return 1 / (1 + np.exp(-(x @ self._w + self._b)))
+
+
+class _SoftmaxHead:
+    """One emotion classifier (multinomial logistic regression over ``classes``) read as a
+    two-sided task: p = P(positive side) against P(negative side), each side's
+    probability divided by its number of emotions.
+
+    Why the division: trained with balanced classes, the classifier gives every emotion the
+    same prior, so "angry against the 7 others" starts at 1 to 7; dividing gives both sides
+    one prior, and 0.5 is the balanced point, as for a logistic head trained on the two
+    sides. Why one classifier for every emotion: a logistic head for angry against the rest
+    must put calm, happy, fearful, surprised and disgusted voices on one side of one line;
+    the classifier learns each of them. On new actors it caught more of a mild anger, and
+    raised more false alarms on the other high-arousal emotions (docs/evaluation.md), so
+    the shipped weights keep logistic heads; the loader reads either."""
+
+    def __init__(self, spec: dict[str, Any], dims: int = N_FEATURES):
+        self.mean = _vector(spec, "scaler_mean", dims)
+        self.scale = _vector(spec, "scaler_scale", dims)
+        classes = [str(c) for c in spec["classes"]]
+        coef = np.asarray(spec["coef"], dtype=np.float64)
+        intercept = np.asarray(spec["intercept"], dtype=np.float64)
+        if coef.shape != (len(classes), dims) or intercept.shape != (len(classes),):
+            raise ValueError(f"coef must be {len(classes)} x {dims}, intercept {len(classes)}")
+        if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
+            raise ValueError("coef and intercept must be finite")
+        if np.any(self.scale <= 0):
+            raise ValueError("scaler_scale must be positive")
+        pos, neg = list(spec["positive"]), list(spec["negative"])
+        if not pos or not neg or set(pos) & set(neg) or not set(pos + neg) <= set(classes):
+            raise ValueError("positive and negative must be disjoint, non-empty sets of classes")
+        self._w = coef / self.scale
+        self._b = intercept - self._w @ self.mean
+        self._pos = np.isin(classes, pos) / len(pos)
+        self._neg = np.isin(classes, neg) / len(neg)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """P(positive side) of each row of ``x``."""
+        z = np.atleast_2d(x) @ self._w.T + self._b
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        pos, neg = p @ self._pos, p @ self._neg
+        return pos / (pos + neg)
+
+    def probability(self, x: np.ndarray) -> float:
+        return float(self.probabilities(x)[0])
+
+
+Head = _LogisticHead | _SoftmaxHead
+
+
+def head_from_spec(spec: dict[str, Any], dims: int = N_FEATURES) -> Head:
+    """A head of the weights file: ``kind`` "logistic" (one task, two classes) or "softmax"
+    (one classifier of every emotion, read as a task)."""
+    kinds = {"logistic": _LogisticHead, "softmax": _SoftmaxHead}
+    if spec.get("kind") not in kinds:
+        raise ValueError(f"unknown head kind {spec.get('kind')!r}")
+    return kinds[spec["kind"]](spec, dims)
 
 
 def _vector(spec: dict[str, Any], key: str, dims: int = N_FEATURES) -> np.ndarray:
@@ -557,9 +616,9 @@ def confidence(reference_s: float, p_voice: float, p_embedding: float | None,
 class EmotionModel:
     """The head sets and the population's neutral baselines, loaded from a JSON file."""
 
-    def __init__(self, heads: dict[str, _LogisticHead], fallback_baseline: np.ndarray,
+    def __init__(self, heads: dict[str, Head], fallback_baseline: np.ndarray,
                  meta: dict[str, Any], embedding: EmbeddingSpec | None = None,
-                 embedding_heads: dict[str, _LogisticHead] | None = None,
+                 embedding_heads: dict[str, Head] | None = None,
                  fallback_embedding: np.ndarray | None = None):
         self._heads = heads
         self.fallback_baseline = fallback_baseline
@@ -603,7 +662,7 @@ class EmotionModel:
                 )
             if list(spec["features"]) != list(FEATURE_NAMES):
                 raise ValueError("feature names differ from the extractor's")
-            heads = {name: _LogisticHead(spec["heads"][name]) for name in HEADS}
+            heads = {name: head_from_spec(spec["heads"][name]) for name in HEADS}
             fallback = _vector(spec, "fallback_baseline")
             embedding = emb_heads = emb_fallback = None
             if spec.get("embedding") is not None:
@@ -621,8 +680,9 @@ class EmotionModel:
                     raise ValueError("embedding voice_weight must lie in [0, 1]")
                 if gap is not None and not 0 <= embedding.disagreement <= 1:
                     raise ValueError("embedding disagreement must lie in [0, 1]")
-                emb_heads = {name: _LogisticHead(spec["embedding_heads"][name],
-                                                 N_FEATURES + embedding.dims) for name in HEADS}
+                emb_heads = {name: head_from_spec(spec["embedding_heads"][name],
+                                                   N_FEATURES + embedding.dims)
+                             for name in HEADS}
                 emb_fallback = _vector(spec, "fallback_embedding", embedding.dims)
         except (KeyError, TypeError, IndexError, AttributeError) as exc:
             raise ValueError(f"missing or malformed entry: {exc!r}") from exc

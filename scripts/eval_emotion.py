@@ -50,6 +50,8 @@ from train_emotion import (
     CONDITIONS,
     DEFAULT_CACHE,
     EMBEDDING_CACHE,
+    HEAD_KIND,
+    HEAD_KINDS,
     LR_C,
     SPEED_COPIES,
     TASKS,
@@ -377,6 +379,8 @@ def main() -> None:
                     help="with --nested: skip the cue-family ablation")
     ap.add_argument("--speed-perturb", action="store_true",
                     help="with --nested: train on speed-perturbed copies too")
+    ap.add_argument("--kind", choices=HEAD_KINDS, default=HEAD_KIND,
+                    help="with --nested: the heads' kind (default: what ships)")
     args = ap.parse_args()
     if args.speed_perturb and not args.nested:
         ap.error("--speed-perturb goes with --nested")
@@ -391,7 +395,7 @@ def main() -> None:
     if args.nested:
         nested_main(corpus, feats, embs, t0,
                     args.json if args.json != DEFAULT_JSON else str(NESTED_JSON),
-                    args.all_features, not args.no_ablation, TRAIN_COPIES + speed)
+                    args.all_features, not args.no_ablation, TRAIN_COPIES + speed, args.kind)
         return
     res = {}
     for heads, matrices in (
@@ -421,7 +425,7 @@ def main() -> None:
 def nested_main(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray],
                 t0: float, json_path: str, all_features: bool = False,
                 with_ablation: bool = True,
-                train_copies: tuple[str, ...] = TRAIN_COPIES) -> None:
+                train_copies: tuple[str, ...] = TRAIN_COPIES, kind: str = HEAD_KIND) -> None:
     """The nested evaluation and the cue-family ablation, printed and written to JSON."""
     import nested_emotion
 
@@ -433,17 +437,19 @@ def nested_main(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np
         return call_baselines(matrix, corpus, test, seconds, None)
 
     print("== nested selection", flush=True)
-    res = nested_emotion.run(corpus, feats, embs, refs, sets=sets, train_copies=train_copies)
+    res = nested_emotion.run(corpus, feats, embs, refs, sets=sets, train_copies=train_copies,
+                             kind=kind)
     print_nested(res)
     ablation = None
     if with_ablation:
         print("== cue families, voice heads alone, leave one actor out (C = LR_C)", flush=True)
-        ablation = nested_emotion.ablation(corpus, feats)
+        ablation = nested_emotion.ablation(corpus, feats, kind=kind)
     write_json(json_path, {
         "machine": machine(),
         "protocol": "nested: outer folds leave 2 actors out (8), inner 4 blocks of the 14 "
                     "training actors; every choice inside, outer figures only",
         "training_copies": list(train_copies),
+        "head_kind": kind,
         "grid": {"feature_sets": list(sets),
                  "voice_c": nested_emotion.VOICE_C, "embedding_c": nested_emotion.EMB_C,
                  "voice_weight": nested_emotion.WEIGHTS,

@@ -27,11 +27,15 @@ that the shipped score calls calm ("vetoed").
 
 Also measured, voice heads alone, leave one actor out at the recipe's C: what each cue
 family adds to the arousal (prosody) features, and what the full set loses without it.
+
+``--kind softmax`` (eval_emotion) runs the same with softmax heads: one classifier of the 8
+emotions per head set, fitted once per training set and read by each head as its task.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
@@ -42,16 +46,20 @@ from switchboard.models.emotion import (
     N_FEATURES,
     EmotionModel,
     blend,
+    head_from_spec,
 )
 from train_emotion import (
     CHANNEL_COPIES,
     EMBEDDING_C,
+    HEAD_KIND,
     LR_C,
     TRAIN_COPIES,
     Corpus,
     _population_mean,
     embedding_setup,
     fit_logistic,
+    fit_softmax,
+    softmax_head,
     speaker_baselines,
     task_rows,
     train_spec,
@@ -100,9 +108,12 @@ class Data:
 
     def __init__(self, corpus: Corpus, feats: dict[str, np.ndarray],
                  embs: dict[str, np.ndarray] | None,
-                 train_copies: tuple[str, ...] = TRAIN_COPIES):
+                 train_copies: tuple[str, ...] = TRAIN_COPIES, kind: str = HEAD_KIND):
         self.corpus = corpus
         self.train_copies = train_copies  # the copies every head is fitted on
+        self.kind = kind  # train_emotion.HEAD_KINDS
+        # One emotion classifier serves every head: fitted once per training set.
+        self._classifiers: dict[tuple, dict] = {}
         self.spk, self.emo = corpus.speakers, corpus.emotions
         base = corpus.baseline_mask
         self.feats, self.embs = feats, embs
@@ -121,23 +132,36 @@ class Data:
 def _prob(spec: dict, x: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
     if cols is not None:
         x = x[:, cols]
-    z = (x - np.asarray(spec["scaler_mean"])) / np.asarray(spec["scaler_scale"])
-    return 1 / (1 + np.exp(-(z @ np.asarray(spec["coef"]) + spec["intercept"])))
+    return head_from_spec(spec, x.shape[1]).probabilities(x)
+
+
+def _fit(d: Data, head: str, train: np.ndarray, c: float, inputs: tuple,
+         x_of: Callable[[str, np.ndarray], np.ndarray], channel=None) -> dict:
+    """``head`` fitted on the training copies' rows ``x_of(copy, rows)`` (``inputs``
+    names them): a logistic regression on the head's task, or the emotion classifier of
+    every training row, fitted once for every head."""
+    if d.kind == "softmax":
+        key = (inputs, train.tobytes(), c)
+        if key not in d._classifiers:
+            x = np.vstack([x_of(k, train) for k in d.train_copies])
+            emotions = np.tile(d.emo[train], len(d.train_copies))
+            d._classifiers[key] = fit_softmax(x, emotions, c, channel)
+        return softmax_head(d._classifiers[key], head)
+    rows, y = d.labels[head]
+    sel = rows & train
+    x = np.vstack([x_of(k, sel) for k in d.train_copies])
+    return fit_logistic(x, np.tile(y[sel], len(d.train_copies)), c, channel)
 
 
 def _fit_voice(d: Data, head: str, train: np.ndarray, c: float, cols: np.ndarray) -> dict:
-    rows, y = d.labels[head]
-    sel = rows & train
-    x = np.vstack([d.norm[k][sel][:, cols] for k in d.train_copies])
-    return fit_logistic(x, np.tile(y[sel], len(d.train_copies)), c)
+    return _fit(d, head, train, c, ("voice", cols.tobytes()),
+                lambda copy, rows: d.norm[copy][rows][:, cols])
 
 
 def _fit_emb(d: Data, head: str, train: np.ndarray, c: float) -> dict:
-    rows, y = d.labels[head]
-    sel = rows & train
-    x = np.vstack([np.hstack([d.norm[k][sel], d.emb_norm[k][sel]]) for k in d.train_copies])
     changes = d.channel[:, train].reshape(-1, d.channel.shape[2])
-    return fit_logistic(x, np.tile(y[sel], len(d.train_copies)), c, changes)
+    return _fit(d, head, train, c, ("embedding",),
+                lambda copy, rows: _emb_x(d, copy, rows), changes)
 
 
 def _emb_x(d: Data, copy: str, rows: np.ndarray) -> np.ndarray:
@@ -227,7 +251,7 @@ def fit_outer(d: Data, train: np.ndarray, chosen: dict[str, dict],
     corpus = d.corpus
     raw = [d.feats[c] for c in TRAIN_COPIES]
     norm = [d.norm[c] for c in TRAIN_COPIES]
-    spec = train_spec(norm, raw, corpus, train)
+    spec = train_spec(norm, raw, corpus, train, kind=d.kind)
     setup = embedding_setup()
     spec["embedding"] = {"asr_model": setup["asr_model"], "dims": int(d.embs["clean"].shape[1]),
                          "last_s": setup["last_s"], "computed_with": setup}
@@ -259,8 +283,9 @@ def expand(spec: dict, cols: np.ndarray) -> dict:
     unit scale elsewhere), so the pipeline reads it like any other."""
     out = dict(spec)
     for key, fill in (("scaler_mean", 0.0), ("scaler_scale", 1.0), ("coef", 0.0)):
-        full = np.full(N_FEATURES, fill)
-        full[cols] = spec[key]
+        value = np.asarray(spec[key])
+        full = np.full(value.shape[:-1] + (N_FEATURES,), fill)  # coef: a row per class
+        full[..., cols] = value
         out[key] = full.tolist()
     if not cols.all():
         out["features_used"] = [n for n, k in zip(FEATURE_NAMES, cols, strict=True) if k]
@@ -357,7 +382,8 @@ def run(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray
         call_refs, verbose: bool = True, fixed: dict[str, dict] | None = None,
         disagreement: float | None | str = "chosen",
         sets: dict[str, np.ndarray] | None = None,
-        train_copies: tuple[str, ...] = TRAIN_COPIES) -> dict[str, object]:
+        train_copies: tuple[str, ...] = TRAIN_COPIES,
+        kind: str = HEAD_KIND) -> dict[str, object]:
     """The nested evaluation; ``call_refs(feats_matrix, test_rows, seconds)``: the in-call
     references (eval_emotion.call_baselines without the population prior). ``fixed``:
     the same outer folds with these choices instead of the inner folds' (e.g. V2_RECIPE),
@@ -366,8 +392,8 @@ def run(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray
     feature sets to choose from (default :func:`feature_sets`; ``{"all": ...}``: C and
     blend only). ``train_copies``: the copies the heads are fitted on (TRAIN_COPIES, or
     with train_emotion.SPEED_COPIES too); the figures are always the clean and telephone
-    copies'."""
-    d = Data(corpus, feats, embs, train_copies)
+    copies'. ``kind``: the heads' kind (train_emotion.HEAD_KINDS)."""
+    d = Data(corpus, feats, embs, train_copies, kind)
     sets = feature_sets() if sets is None else sets
     spk = d.spk
     n = len(spk)
@@ -418,12 +444,12 @@ def run(corpus: Corpus, feats: dict[str, np.ndarray], embs: dict[str, np.ndarray
     return res
 
 
-def ablation(corpus: Corpus, feats: dict[str, np.ndarray],
-             verbose: bool = True) -> dict[str, dict[str, float]]:
+def ablation(corpus: Corpus, feats: dict[str, np.ndarray], verbose: bool = True,
+             kind: str = HEAD_KIND) -> dict[str, dict[str, float]]:
     """Voice heads alone, outer folds (leave one actor out), per feature set, at the
     recipe's C (LR_C: choosing C inside for every set costs 16x more fits): angry vs rest
     and vs neutral/calm balanced accuracy, ROC-AUC, worst actor, disgust false alarms."""
-    d = Data(corpus, feats, None)
+    d = Data(corpus, feats, None, kind=kind)
     n = len(d.spk)
     angry = d.emo == "angry"
     calm = angry | d.corpus.baseline_mask

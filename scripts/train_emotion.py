@@ -49,6 +49,7 @@ from datetime import date
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import _common  # noqa: F401  (puts the project on sys.path)
 import numpy as np
@@ -314,6 +315,39 @@ def task_rows(emotions: np.ndarray, head: str) -> tuple[np.ndarray, np.ndarray]:
     return rows, is_pos.astype(int)
 
 
+def _whitening(scale: np.ndarray, channel: np.ndarray | None) -> np.ndarray:
+    """The matrix that whitens standardised features by the covariance of ``channel``
+    (rows of feature changes, plus CHANNEL_RIDGE); the identity without them."""
+    if channel is None:
+        return np.eye(len(scale))
+    d = channel / scale
+    cov = d.T @ d / len(d) + CHANNEL_RIDGE * np.eye(len(scale))
+    vals, vecs = np.linalg.eigh(cov)
+    return vecs @ np.diag(vals ** -0.5) @ vecs.T
+
+
+def _fit_standardised(x: np.ndarray, y: np.ndarray, c: float,
+                      channel: np.ndarray | None) -> tuple[dict, np.ndarray, Any]:
+    """Standardise ``x``, whiten by ``channel`` (:func:`_whitening`) and fit a logistic
+    regression with balanced classes: (the spec's scaler entries, the whitening, the fit)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    whiten = _whitening(scaler.scale_, channel)
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
+    lr.fit(scaler.transform(x) @ whiten, y)
+    return {"C": c, "scaler_mean": scaler.mean_.tolist(),
+            "scaler_scale": scaler.scale_.tolist()}, whiten, lr
+
+
+def _penalty(channel: np.ndarray | None) -> dict:
+    if channel is None:
+        return {}
+    return {"penalty": f"L2 in channel-whitened coordinates ({len(channel)} channel "
+                       f"changes, ridge {CHANNEL_RIDGE:g})"}
+
+
 def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = LR_C,
                  channel: np.ndarray | None = None) -> dict:
     """A standardised logistic regression, exported as scaler + coefficients.
@@ -325,38 +359,42 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = LR_C,
     directions. The whitening is folded back into the coefficients: the pipeline's head
     is the same plain logistic regression either way.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+    scaler, whiten, lr = _fit_standardised(x, y, c, channel)
+    return {"kind": "logistic", **scaler, "coef": (whiten @ lr.coef_[0]).tolist(),
+            "intercept": float(lr.intercept_[0]), **_penalty(channel)}
 
-    scaler = StandardScaler().fit(x)
-    z = scaler.transform(x)
-    whiten = np.eye(x.shape[1])
-    if channel is not None:
-        d = channel / scaler.scale_
-        cov = d.T @ d / len(d) + CHANNEL_RIDGE * np.eye(x.shape[1])
-        vals, vecs = np.linalg.eigh(cov)
-        whiten = vecs @ np.diag(vals ** -0.5) @ vecs.T
-    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
-    lr.fit(z @ whiten, y)
-    spec = {
-        "kind": "logistic",
-        "C": c,
-        "scaler_mean": scaler.mean_.tolist(),
-        "scaler_scale": scaler.scale_.tolist(),
-        "coef": (whiten @ lr.coef_[0]).tolist(),
-        "intercept": float(lr.intercept_[0]),
-    }
-    if channel is not None:
-        spec["penalty"] = (f"L2 in channel-whitened coordinates ({len(channel)} channel "
-                           f"changes, ridge {CHANNEL_RIDGE:g})")
-    return spec
+
+def fit_softmax(x: np.ndarray, emotions: np.ndarray, c: float = LR_C,
+                channel: np.ndarray | None = None) -> dict:
+    """One classifier of every emotion in ``emotions`` (multinomial logistic regression,
+    balanced classes), standardised and channel-whitened as :func:`fit_logistic`. The
+    result is not yet a head: :func:`softmax_head` says which task it answers."""
+    scaler, whiten, lr = _fit_standardised(x, emotions, c, channel)
+    return {"kind": "softmax", **scaler, "classes": [str(k) for k in lr.classes_],
+            "coef": (lr.coef_ @ whiten.T).tolist(), "intercept": lr.intercept_.tolist(),
+            **_penalty(channel)}
+
+
+def softmax_head(classifier: dict, head: str) -> dict:
+    """``classifier`` (:func:`fit_softmax`) read as ``head``'s task (TASKS)."""
+    pos, neg = TASKS[head]
+    neg = neg or tuple(k for k in classifier["classes"] if k not in pos)
+    return {**classifier, "positive": list(pos), "negative": list(neg)}
+
+
+#: Head kinds: a logistic regression per task, or one emotion classifier read per task.
+HEAD_KINDS = ("logistic", "softmax")
+#: What ships (models/data/emotion_v2.json). The softmax heads catch more of a mild anger
+#: (worst outer actor .69 -> .75) but, with every choice nested, lose on both tasks and
+#: double the disgust false alarms (docs/evaluation.md): measured, not shipped.
+HEAD_KIND = "logistic"
 
 
 def train_spec(normalised: list[np.ndarray], raw: list[np.ndarray], corpus: Corpus,
                train: np.ndarray, c: float = LR_C,
                copies: tuple[str, ...] = TRAIN_COPIES,
                embeddings: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
-               channel: list[np.ndarray] | None = None) -> dict:
+               channel: list[np.ndarray] | None = None, kind: str = HEAD_KIND) -> dict:
     """Weights for the clips in ``train`` (a row mask), trained on every copy in
     ``normalised`` (named by ``copies``: clean, telephone...), each relative to its speaker;
     ``raw``, the same copies' plain features, gives the population fallback baseline.
@@ -382,7 +420,7 @@ def train_spec(normalised: list[np.ndarray], raw: list[np.ndarray], corpus: Corp
         "training_speakers": sorted(np.unique(corpus.speakers[train]).tolist()),
         "training_data": LICENCE,
         "fallback_baseline": _population_mean(raw, corpus, train).tolist(),
-        "heads": _fit_heads(normalised, corpus, train, c),
+        "heads": _fit_heads(normalised, corpus, train, c, kind=kind),
     }
     if embeddings is not None:
         emb_norm, emb_raw = embeddings
@@ -397,12 +435,18 @@ def train_spec(normalised: list[np.ndarray], raw: list[np.ndarray], corpus: Corp
         spec["fallback_embedding"] = _population_mean(emb_raw, corpus, train).tolist()
         joined = [np.hstack([f, e]) for f, e in zip(normalised, emb_norm, strict=True)]
         changes = None if not channel else np.vstack([d[train] for d in channel])
-        spec["embedding_heads"] = _fit_heads(joined, corpus, train, EMBEDDING_C, changes)
+        spec["embedding_heads"] = _fit_heads(joined, corpus, train, EMBEDDING_C, changes,
+                                             kind)
     return spec
 
 
 def _fit_heads(normalised: list[np.ndarray], corpus: Corpus, train: np.ndarray, c: float,
-               channel: np.ndarray | None = None) -> dict[str, dict]:
+               channel: np.ndarray | None = None, kind: str = HEAD_KIND) -> dict[str, dict]:
+    if kind == "softmax":
+        x = np.vstack([n[train] for n in normalised])
+        classifier = fit_softmax(x, np.tile(corpus.emotions[train], len(normalised)), c,
+                                 channel)
+        return {head: softmax_head(classifier, head) for head in HEADS}
     heads = {}
     for head in HEADS:
         rows, y = task_rows(corpus.emotions, head)
@@ -443,6 +487,8 @@ def main() -> None:
                     help="choose the feature set, C and blend weights by the inner folds of "
                          "scripts/nested_emotion on all actors (the recipe eval_emotion "
                          "--nested measures)")
+    ap.add_argument("--kind", choices=HEAD_KINDS, default=HEAD_KIND,
+                    help="the heads' kind (default: what ships)")
     args = ap.parse_args()
 
     corpus = load_corpus(shared_data())
@@ -450,14 +496,14 @@ def main() -> None:
     embs = load_embeddings(corpus, CONDITIONS,
                            Path(args.embedding_cache) if args.embedding_cache else None)
     if args.select:
-        select_and_write(corpus, feats, embs, Path(args.out))
+        select_and_write(corpus, feats, embs, Path(args.out), args.kind)
         return
     norm, emb_norm = normalise_all(feats, corpus), normalise_all(embs, corpus)
     spec = train_spec([norm[c] for c in TRAIN_COPIES], [feats[c] for c in TRAIN_COPIES],
                       corpus, np.ones(len(corpus.paths), bool),
                       embeddings=([emb_norm[c] for c in TRAIN_COPIES],
                                   [embs[c] for c in TRAIN_COPIES]),
-                      channel=channel_changes(feats, embs))
+                      channel=channel_changes(feats, embs), kind=args.kind)
     model = EmotionModel.from_spec(spec)  # refuses what the pipeline would refuse
     zero, zero_emb = np.zeros(N_FEATURES), np.zeros(model.embedding.dims)
     for label, emb in (("voice", None), ("voice+embedding", emb_norm["clean"])):
@@ -476,12 +522,12 @@ def main() -> None:
 
 
 def select_and_write(corpus: Corpus, feats: dict[str, np.ndarray],
-                     embs: dict[str, np.ndarray], out: Path) -> None:
+                     embs: dict[str, np.ndarray], out: Path, kind: str = HEAD_KIND) -> None:
     """The nested recipe's final step: the choices the inner folds make over all 16 actors,
     then every head refitted on all of them."""
     import nested_emotion
 
-    d = nested_emotion.Data(corpus, feats, embs)
+    d = nested_emotion.Data(corpus, feats, embs, kind=kind)
     sets = nested_emotion.feature_sets()
     everyone = np.ones(len(corpus.paths), bool)
     chosen = nested_emotion.choose(d, everyone, sets)

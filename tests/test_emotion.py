@@ -22,6 +22,7 @@ from switchboard.models.emotion import (
     EmotionModel,
     EmotionScores,
     SpeakerBaseline,
+    head_from_spec,
     voice_features,
 )
 from switchboard.models.registry import ModelUnavailableError
@@ -397,6 +398,69 @@ def test_the_shipped_blend_keeps_an_angry_voice_the_embedding_calls_calm(model, 
     assert not silenced.fell_back and silenced.anger < safe.anger - 2
 
 
+EMOTIONS = ["angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised"]
+
+
+def _softmax_spec(coef: np.ndarray, intercept: np.ndarray, positive, negative) -> dict:
+    dims = coef.shape[1]
+    return {"kind": "softmax", "scaler_mean": [0.0] * dims, "scaler_scale": [1.0] * dims,
+            "classes": EMOTIONS, "coef": coef.tolist(), "intercept": intercept.tolist(),
+            "positive": list(positive), "negative": list(negative)}
+
+
+def test_a_softmax_head_reads_its_task_with_both_sides_at_one_prior():
+    """An emotion classifier read as a task: each side's probability over its number of
+    emotions, so a classifier that knows nothing gives 0.5 on every task (not 1 in 8 for
+    angry against the rest), and raising the angry logit by a moves angry against the
+    7 others, and against neutral+calm, to sigmoid(a)."""
+    others = [e for e in EMOTIONS if e != "angry"]
+    tasks = {"anger": (["angry"], others), "anger_vs_calm": (["angry"], ["neutral", "calm"]),
+             "stress": (["angry", "fearful"], ["neutral", "calm"])}
+    x = np.ones(4)
+    for pos, neg in tasks.values():
+        blank = head_from_spec(_softmax_spec(np.zeros((8, 4)), np.zeros(8), pos, neg), 4)
+        assert blank.probability(x) == pytest.approx(0.5)
+        lifted = np.isin(EMOTIONS, pos) * 1.5
+        head = head_from_spec(_softmax_spec(np.zeros((8, 4)), lifted, pos, neg), 4)
+        assert head.probability(x) == pytest.approx(1 / (1 + np.exp(-1.5)))
+    # Any weights: the classifier's own probabilities, each side over its size.
+    rng = np.random.default_rng(0)
+    coef, b = rng.normal(size=(8, 4)), rng.normal(size=8)
+    rows = rng.normal(size=(5, 4))
+    z = rows @ coef.T + b
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    want = (p[:, 0] / 1) / (p[:, 0] + p[:, [1, 5]].sum(1) / 2)
+    head = head_from_spec(_softmax_spec(coef, b, ["angry"], ["neutral", "calm"]), 4)
+    assert np.allclose(head.probabilities(rows), want)
+    assert head.probability(rows[2]) == pytest.approx(want[2])
+    for bad in (_softmax_spec(coef, b, ["angry"], ["angry", "calm"]),  # on both sides
+                _softmax_spec(coef, b, ["furious"], ["calm"]),  # not a class
+                _softmax_spec(coef, b, [], ["calm"]),
+                _softmax_spec(coef[:7], b, ["angry"], ["calm"])):  # a row missing
+        with pytest.raises(ValueError):
+            head_from_spec(bad, 4)
+
+
+def test_the_softmax_heads_train_and_score_through_the_pipelines_model(corpus,
+                                                                      clean_features):
+    """train_spec(kind="softmax"): one classifier per head set, read by each head; the
+    model the pipeline loads scores a held-out actor's angry clip above its neutral one."""
+    held = corpus.speakers == "ravdess_03"
+    base = corpus.baseline_mask
+    norm = clean_features - train_emotion.speaker_baselines(clean_features, corpus.speakers,
+                                                            base)
+    spec = train_emotion.train_spec([norm], [clean_features], corpus, ~held,
+                                    copies=("clean",), kind="softmax")
+    assert {h["kind"] for h in spec["heads"].values()} == {"softmax"}
+    assert spec["heads"]["anger"]["negative"] == [e for e in EMOTIONS if e != "angry"]
+    m = EmotionModel.from_spec(spec)
+    ref = np.zeros(N_FEATURES)
+    angry = [m.score(norm[i], ref).anger
+             for i in np.flatnonzero(held & (corpus.emotions == "angry"))]
+    calm = [m.score(norm[i], ref).anger for i in np.flatnonzero(held & base)]
+    assert np.median(angry) > np.median(calm) + 3
+
+
 def test_the_loader_reads_v2_and_per_head_weights_and_refuses_bad_rules(tmp_path):
     spec = json.loads(DEFAULT_WEIGHTS.read_text())
     v2 = {**spec, "embedding": {k: v for k, v in spec["embedding"].items()
@@ -414,11 +478,13 @@ def test_the_loader_reads_v2_and_per_head_weights_and_refuses_bad_rules(tmp_path
             EmotionModel.load(path)
 
 
-def test_the_nested_choice_never_reads_the_held_out_actors(corpus, clean_features):
+@pytest.mark.parametrize("kind", train_emotion.HEAD_KINDS)
+def test_the_nested_choice_never_reads_the_held_out_actors(corpus, clean_features, kind):
     """The inner folds that choose C (and the rest) read the training actors only: the
     held-out actor's features are made NaN, which any fit or score reading them would
     choke on, and the choice still comes out. Six actors, clean and telephone copies,
-    voice heads, a one-point grid, to stay fast."""
+    voice heads, a one-point grid, to stay fast. Softmax heads: one classifier per inner
+    fold serves both heads."""
     import nested_emotion
 
     speakers = [f"ravdess_{i:02d}" for i in range(1, 7)]
@@ -433,7 +499,7 @@ def test_the_nested_choice_never_reads_the_held_out_actors(corpus, clean_feature
     for c in feats:
         feats[c] = feats[c].copy()
         feats[c][held] = np.nan
-    d = nested_emotion.Data(sub, feats, None)
+    d = nested_emotion.Data(sub, feats, None, kind=kind)
     assert nested_emotion.inner_blocks(speakers[:5]) == [speakers[:4], speakers[4:5]]
     saved = nested_emotion.VOICE_C
     nested_emotion.VOICE_C = (0.02,)
@@ -447,6 +513,7 @@ def test_the_nested_choice_never_reads_the_held_out_actors(corpus, clean_feature
         assert 0.5 < chosen[head]["inner_ba"] <= 1.0
         # A limit is always set, the anger head's for every head (the strictest on a tie).
         assert chosen[head]["disagreement"] == nested_emotion.DISAGREEMENTS[0]
+    assert len(d._classifiers) == (2 if kind == "softmax" else 0)  # 2 inner folds
 
 
 def test_the_report_counts_the_angry_clips_caught_per_intensity(corpus):
